@@ -1,0 +1,94 @@
+"""Stage init@<arch>-<init>: the starting body weights of one architecture, as safetensors.
+
+- random: the seeded default initialization of timm
+- imagenet: timm's pinned ImageNet weights, resolved offline-first (see cxrtransfer.weights)
+- indomain: in-domain pretraining (RadImageNet-style) on the source dataset with the training loop of
+  the train stage, then the body of the best checkpoint
+- any name listed under init.files: that backbone checkpoint (safetensors, or .pth/.pt loaded with
+  weights_only=True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cxrtransfer import images, models, training, weights
+from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.errors import InputError
+from cxrtransfer.fileio import write_json
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--init", required=True)
+    parser.add_argument("--source-cache", type=Path, default=Path("data/source_cache"),
+                        help="preprocessed source dataset (indomain only)")
+    parser.add_argument("--out", type=Path, required=True, help="body weights (safetensors)")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON (pretraining figures)")
+    parser.add_argument("--state", type=Path, required=True, help="resume state folder (indomain)")
+    return parser.parse_args(argv)
+
+
+def pretrain_indomain(args: argparse.Namespace, config: dict) -> tuple[dict, dict]:
+    """Pretrain the architecture as a classifier of the source classes; return (body, metrics)."""
+    image_array, index = images.read_cache(args.source_cache)
+    n_classes = int(index["class_index"].max()) + 1
+    fit_config = training.fit_config(config)
+    in_valid = training.holdout_rows(len(index), float(config.get("valid_fraction", 0.15)), fit_config.seed)
+    labels = index["class_index"].to_numpy(np.float32)[:, None]
+    ones = np.ones_like(labels)
+    train_rows, valid_rows = np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
+    train_set = training.ImageSet(image_array, train_rows, labels[train_rows], ones[train_rows])
+    valid_set = training.ImageSet(image_array, valid_rows, labels[valid_rows], ones[valid_rows])
+    valid_labels = labels[valid_rows, 0]
+
+    def accuracy(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
+        return float((probabilities.argmax(axis=1) == valid_labels).mean()), {}
+
+    layout = training.ClassificationLayout(n_classes)
+    model = training.seeded(fit_config.seed, models.build_model, args.arch, n_classes)
+    fingerprint = training.fingerprint(vars(args), config, [args.source_cache / images.INDEX_FILE])
+    print(f"pretrain {args.arch}: {len(train_rows)} train / {len(valid_rows)} valid source images, {n_classes} classes")
+    result = training.fit(model, layout, train_set, valid_set, accuracy, fit_config, args.state, fingerprint,
+                          device=training.pick_device(str(config.get("device", "auto"))))
+    best_score, best_step = result.kept[0]
+    state, _ = weights.load_safetensors(result.checkpoint_dir / f"step{best_step:010d}.safetensors")
+    model.load_state_dict(state)
+    curve = [{"step": h["step"], "valid_accuracy": h["score"], "train_loss": h["train_loss"]} for h in result.history]
+    metrics = {"curve": curve, "source_classes": n_classes, "source_images": len(index), "best_step": best_step,
+               "valid_accuracy": best_score, "chance_accuracy": float(np.bincount(valid_labels.astype(int)).max() / len(valid_labels)),
+               "images_per_second": result.images_per_second}
+    return models.body_state_dict(model), metrics
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    init_params = section(params, "init", args.params)
+    models.architecture(args.arch)  # unknown names fail here, before any work
+    metrics: dict = {"init": args.init}
+    if args.init == "indomain":
+        body, pretrain_metrics = pretrain_indomain(args, section(params, "pretrain", args.params))
+        metrics.update(pretrain_metrics)
+    elif args.init in ("random", "imagenet") or args.init in (init_params.get("files") or {}):
+        body = weights.initial_body(args.arch, args.init, weights_dir=Path(init_params.get("weights_dir", "weights")),
+                                    seed=int(init_params.get("seed", 0)), files=init_params.get("files") or {})
+    else:
+        raise InputError(f"unknown init {args.init!r}: use random, imagenet, indomain or a name under init.files",
+                         args.params)
+    weights.save_safetensors(args.out, body, {"arch": args.arch, "init": args.init})
+    metrics["tensors"] = len(body)
+    write_json(args.metrics, metrics)
+    shutil.rmtree(args.state, ignore_errors=True)
+    print(f"init {args.arch}-{args.init}: {len(body)} body tensors -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

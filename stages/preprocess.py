@@ -1,0 +1,67 @@
+"""Stage preprocess: decode every image once into the cache (uint8 array + index table)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cxrtransfer import chexpert, images
+from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.errors import InputError
+from cxrtransfer.sources import read_folder_dataset
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--section", default="data",
+                        help="params section describing the dataset: kind (chexpert | folder), root, image_size, "
+                             "and for chexpert: dataset, test_groundtruth, frontal_only")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def chexpert_index(root: Path, dataset: str, test_groundtruth: str, frontal_only: bool) -> pd.DataFrame:
+    """The index of every image of the CheXpert dataset under root/dataset (train, valid and test)."""
+    folder = root / dataset
+    parts = [chexpert.read_labels(folder / "train.csv"), chexpert.read_labels(folder / "valid.csv")]
+    if test_groundtruth:
+        parts.append(chexpert.read_test_groundtruth(folder / test_groundtruth, root))
+    index = pd.concat(parts, ignore_index=True)
+    duplicated = index["path"].duplicated()
+    if duplicated.any():
+        raise InputError(f"image {index['path'][duplicated].iloc[0]!r} is listed twice", folder)
+    if frontal_only:
+        index = index[index["frontal"]].reset_index(drop=True)
+    return index
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = section(load_params(args.params), args.section, args.params)
+    size, root, kind = int(config["image_size"]), Path(config["root"]), config.get("kind", "chexpert")
+    if size < 16:
+        raise InputError(f"{args.section}.image_size {size} is too small (at least 16 px)", args.params)
+    if kind == "chexpert":
+        index = chexpert_index(root, config["dataset"], config.get("test_groundtruth") or "",
+                               bool(config.get("frontal_only", False)))
+    elif kind == "folder":
+        index = read_folder_dataset(root)
+    else:
+        raise InputError(f"{args.section}.kind must be 'chexpert' or 'folder', got {kind!r}", args.params)
+    columns = [TextColumn("preprocess"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("decode", total=len(index))
+        images.write_cache(args.out, index, root, size, workers=args.workers,
+                           progress=lambda n: progress.advance(task, n))
+    print(f"preprocess: {len(index)} images at {size}px -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
