@@ -1,0 +1,166 @@
+"""Architecture table, building all 16 models, truncation and the body/head split."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+import torchvision
+
+from cxrtransfer import models
+from cxrtransfer.errors import InputError
+
+# The CheXtransfer architectures and the paper's truncation models, as the specification names them.
+CHEXTRANSFER_ARCHS = {
+    "densenet121", "densenet169", "densenet201", "resnet18", "resnet34", "resnet50", "resnet101",
+    "inception_v3", "inception_v4", "mnasnet", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
+    "efficientnet_b3", "mobilenet_v2", "mobilenet_v3",
+}
+PAPER_TRUNCATION = ("densenet121", "mnasnet", "resnet18", "efficientnet_b0")
+NUM_OUTPUTS = 6
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_table_lists_the_chextransfer_architectures():
+    table = models.load_architecture_table()
+    assert set(table.index) == CHEXTRANSFER_ARCHS
+    assert set(table["family"]) == {"densenet", "resnet", "inception", "mnasnet", "efficientnet", "mobilenet"}
+    assert table["imagenet_top1"].between(60, 90).all()
+    assert table["top1_source"].str.len().gt(0).all()
+    for arch in table.index:
+        assert arch.startswith(models.architecture(arch).family)
+
+
+def test_pinned_tags_exist_in_installed_timm():
+    available = set(timm.list_models(pretrained=True))
+    for arch in models.architecture_names():
+        assert models.architecture(arch).timm_name in available, arch
+
+
+def test_torchvision_ports_carry_torchvision_top1_and_min_size():
+    checked = 0
+    for arch in models.architecture_names():
+        spec = models.architecture(arch)
+        if spec.pretrained_tag != "tv_in1k":
+            continue
+        weights = torchvision.models.get_model_weights(spec.timm_model).IMAGENET1K_V1
+        assert spec.imagenet_top1 == pytest.approx(weights.meta["_metrics"]["ImageNet-1K"]["acc@1"], abs=1e-9)
+        assert spec.min_input_size >= max(weights.meta["min_size"])
+        checked += 1
+    assert checked == 8  # resnet x4, densenet x3, inception_v3
+
+
+@pytest.mark.parametrize("arch", sorted(CHEXTRANSFER_ARCHS))
+def test_every_architecture_builds_and_runs_at_its_minimum_size(arch):
+    size = models.architecture(arch).min_input_size
+    model = models.build_model(arch, NUM_OUTPUTS, seed=0).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0)))
+        assert out.shape == (2, NUM_OUTPUTS)
+        assert torch.isfinite(out).all()
+        if arch.startswith("inception"):  # the table's minimum is real, not just a guess
+            with pytest.raises(RuntimeError):
+                model(torch.zeros(2, 3, size - 1, size - 1))
+
+
+def test_unknown_architecture_and_small_inputs_are_input_errors():
+    with pytest.raises(InputError, match="resnet18"):
+        models.architecture("resnet19")
+    with pytest.raises(InputError, match="valid"):
+        models.build_model("vgg16", NUM_OUTPUTS)
+    with pytest.raises(InputError, match="75"):
+        models.check_input_size("inception_v3", 74)
+    models.check_input_size("inception_v3", 75)
+    with pytest.raises(InputError):
+        models.check_input_size("resnet18", (320, 31))
+    with pytest.raises(InputError):
+        models.build_model("resnet18", NUM_OUTPUTS, truncate_blocks=5)
+    with pytest.raises(InputError):
+        models.build_model("resnet18", 0)
+
+
+def _sum_params(model, skip):
+    return sum(p.numel() for name, p in model.named_parameters() if not models.is_under(name, skip))
+
+
+@pytest.mark.parametrize("arch", PAPER_TRUNCATION)
+def test_truncation_removes_blocks_and_their_parameters(arch):
+    spec = models.architecture(arch)
+    reference = timm.create_model(spec.timm_name, num_classes=NUM_OUTPUTS).eval()  # independent of build_model
+    head = reference.pretrained_cfg["classifier"]
+    reference_keys = set(reference.state_dict())
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    counts = []
+    for k in range(models.MAX_TRUNCATE_BLOCKS + 1):
+        model = models.build_model(arch, NUM_OUTPUTS, truncate_blocks=k, seed=k).eval()
+        with torch.no_grad():
+            out = model(x)
+            channels = model.forward_features(x).shape[1]
+        assert out.shape == (2, NUM_OUTPUTS)
+        removed = [path for block in models.truncation_blocks(arch)[:k] for path in block]
+        keys = set(model.state_dict())
+        # removed stages leave nothing behind (timm issue 1849), kept names are the full model's
+        assert not any(models.is_under(key, removed) for key in keys)
+        assert {key for key in keys if not models.is_under(key, (head,))} <= reference_keys
+        new_head = getattr(model, head)
+        assert (new_head.in_features, new_head.out_features) == (channels, NUM_OUTPUTS)
+        expected = _sum_params(reference, [*removed, head]) + channels * NUM_OUTPUTS + NUM_OUTPUTS
+        assert models.count_parameters(model) == expected
+        counts.append(models.count_parameters(model))
+        if k == 0:  # no truncation: the plain timm model, same outputs for the same weights
+            reference.load_state_dict(model.state_dict(), strict=True)
+            with torch.no_grad():
+                assert torch.equal(reference(x), out)
+    assert all(a > b for a, b in zip(counts, counts[1:])), counts
+    assert counts[0] == models.count_parameters(reference)
+
+
+@pytest.mark.parametrize(("arch", "k", "index"), [
+    ("resnet18", 1, 3), ("resnet18", 3, 1), ("efficientnet_b0", 2, 3), ("efficientnet_b0", 4, 2)])
+def test_truncated_body_computes_the_full_networks_intermediate_features(arch, k, index):
+    # timm's own forward_intermediates tells where the cut should be (layer3, layer1, blocks.4, blocks.2)
+    full = models.build_model(arch, NUM_OUTPUTS, seed=4).eval()
+    truncated = models.build_model(arch, NUM_OUTPUTS, truncate_blocks=k, seed=5).eval()
+    body = {key: v for key, v in full.state_dict().items() if key in truncated.state_dict()
+            and key not in models.head_parameter_names(truncated)}
+    truncated.load_state_dict(body, strict=False)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = full.forward_intermediates(x, indices=[index], intermediates_only=True)[0]
+        assert torch.allclose(truncated.forward_features(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", [*PAPER_TRUNCATION, "mobilenet_v3", "inception_v4"])
+def test_head_is_exactly_the_layer_sized_by_the_number_of_outputs(arch):
+    model = models.build_model(arch, 6, seed=0)
+    six = model.state_dict()
+    three = models.build_model(arch, 3, seed=0).state_dict()
+    assert set(six) == set(three)
+    resized = {key for key in six if six[key].shape != three[key].shape}
+    head = set(models.head_parameter_names(model))
+    bias = {key for key in head if key.endswith("bias")}
+    assert resized == head and len(head) == 2 and len(bias) == 1
+    body, head_part = models.split_body_head(six, arch)
+    assert set(head_part) == head and set(body) == set(six) - head
+
+
+def test_seeded_build_is_deterministic_without_touching_the_global_rng():
+    before = torch.get_rng_state()
+    a = models.build_model("resnet18", NUM_OUTPUTS, seed=7).state_dict()
+    b = models.build_model("resnet18", NUM_OUTPUTS, seed=7).state_dict()
+    c = models.build_model("resnet18", NUM_OUTPUTS, seed=8).state_dict()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not torch.equal(a["conv1.weight"], c["conv1.weight"])
+
+
+def test_normalization_follows_the_pinned_weights():
+    assert models.normalization("resnet18") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert models.normalization("inception_v3") == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
