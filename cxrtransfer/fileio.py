@@ -70,3 +70,15 @@ def write_csv(path: str | os.PathLike, frame, **kwargs) -> None:
     """Write a pandas DataFrame as CSV, atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, **kwargs)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file another stage wrote, or InputError naming it."""
+    from .errors import InputError
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("not found (run the stage that writes it)", path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON: {err}", path) from None

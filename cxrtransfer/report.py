@@ -1,0 +1,291 @@
+"""The study report: markdown tables and figures from the bootstrap and correlation summaries.
+
+Figures are drawn on matplotlib Figure objects (Agg canvas), never through pyplot, so nothing here
+touches global plotting state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+CORRELATION_TITLES = {
+    "imagenet_top1_vs_auc": "ImageNet top-1 vs mean AUC",
+    "params_vs_auc": "parameters vs mean AUC",
+    "params_vs_boost": "parameters vs pretraining boost",
+}
+PNG_METADATA = {"Software": None}  # keep figures byte-stable across matplotlib builds
+
+
+# ---------------------------------------------------------------- formatting
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for a table; missing values as an en dash."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def fmt_ci(value: Any, low: Any, high: Any, digits: int = 3, signed: bool = False) -> str:
+    """'0.871 [0.850, 0.894]'."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    sign = "+" if signed else ""
+    return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def fmt_p(p: Any) -> str:
+    """p-value: three significant digits; values rounded to 0 in the metrics files as '< 1e-06'."""
+    if p is None:
+        return "–"
+    return "< 1e-06" if p == 0 else f"{p:.3g}"
+
+
+def fmt_params(count: Any) -> str:
+    return "–" if count is None or pd.isna(count) else f"{count / 1e6:.2f} M"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- tables
+
+def inits_in_order(inits: Sequence[str], baseline_init: str) -> list[str]:
+    """The baseline init first, then the others alphabetically."""
+    unique = sorted(set(inits))
+    return ([baseline_init] if baseline_init in unique else []) + [i for i in unique if i != baseline_init]
+
+
+def architecture_table(points: pd.DataFrame, bootstrap: Mapping[str, Any], baseline_init: str) -> str:
+    """One row per architecture: family, params, ImageNet top-1, mean AUC [CI] per init, boost [CI] and p."""
+    inits = inits_in_order(points["init"], baseline_init)
+    pretrained = [i for i in inits if i != baseline_init]
+    header = ["Architecture", "Family", "Params", "ImageNet top-1"] + [f"AUC {i}" for i in inits]
+    header += [f"Boost {i} − {baseline_init}" for i in pretrained] + [f"p ({i})" for i in pretrained]
+    rows = []
+    for arch, group in points.groupby("arch"):
+        by_init = group.set_index("init")
+        row = [arch, group["family"].iloc[0], fmt_params(group["params"].max()), fmt(group["imagenet_top1"].iloc[0], 2)]
+        for init in inits:
+            if init in by_init.index:
+                entry = bootstrap["models"][by_init.loc[init, "model"]]
+                row.append(fmt_ci(entry["mean_auc"], entry["mean_auc_ci_low"], entry["mean_auc_ci_high"]))
+            else:
+                row.append("–")
+        boosts = [bootstrap.get("boosts", {}).get(arch, {}).get(i) for i in pretrained]
+        row += [fmt_ci(b["diff"], b["ci_low"], b["ci_high"], signed=True) if b else "–" for b in boosts]
+        row += [fmt_p(b["p"]) if b else "–" for b in boosts]
+        rows.append((group["params"].max(), arch, row))
+    return markdown_table(header, [row for _, _, row in sorted(rows, key=lambda r: (r[0], r[1]))])
+
+
+def task_table(bootstrap: Mapping[str, Any]) -> str:
+    """Per model, AUC [CI] of every evaluated task."""
+    models = sorted(bootstrap["models"])
+    tasks = list(next(iter(bootstrap["models"].values()))["tasks"])
+    rows = [[m] + [fmt_ci(e["auc"], e["ci_low"], e["ci_high"]) for e in
+                   (bootstrap["models"][m]["tasks"][t] for t in tasks)] for m in models]
+    return markdown_table(["Model"] + tasks, rows)
+
+
+def correlation_table(correlations: Mapping[str, Any]) -> str:
+    """Spearman rho, p and n per correlation and init, next to the paper's rho."""
+    rows = []
+    for key, title in CORRELATION_TITLES.items():
+        for init, value in sorted(correlations.get(key, {}).items()):
+            note = value.get("reason", "")
+            rows.append([title, init, fmt(value["rho"]), fmt_p(value["p"]), value["n"], fmt(value["paper_rho"]), note])
+    return markdown_table(["Correlation", "Init", "ρ", "p", "n", "Paper ρ", "Note"], rows)
+
+
+def family_table(correlations: Mapping[str, Any]) -> str:
+    """Within-family spreads against the across-family spread, per init."""
+    rows = []
+    for init, spread in sorted(correlations.get("family_spread", {}).items()):
+        within = ", ".join(f"{family} {fmt(v['spread'], 3) if v['spread'] is not None else '(1 model)'}"
+                           for family, v in spread["within"].items())
+        across = (f"{fmt(spread['across'])} ({spread['best_family']} − {spread['worst_family']})"
+                  if spread.get("across") is not None else "–")
+        rows.append([init, within, fmt(spread["max_abs_within"]), across])
+    return markdown_table(["Init", "Within family (largest − smallest)", "Max |within|", "Across families (best − worst mean)"], rows)
+
+
+def truncation_table(models: pd.DataFrame, bootstrap: Mapping[str, Any]) -> str:
+    """Truncated models and their k=0 models: params, mean AUC [CI], difference to k=0 [CI], p."""
+    truncation = bootstrap.get("truncation", {})
+    efficiency = bootstrap.get("truncation_efficiency", {}).get("by_reference", {})
+    references = set(efficiency)
+    shown = models[models["model"].isin(list(truncation) + list(references))]
+    rows = []
+    for _, row in shown.sort_values(["arch", "init", "truncate"]).iterrows():
+        entry = bootstrap["models"].get(row["model"])
+        if entry is None:
+            continue
+        auc = fmt_ci(entry["mean_auc"], entry["mean_auc_ci_low"], entry["mean_auc_ci_high"])
+        difference = truncation.get(row["model"])
+        if difference is None:
+            diff, p = "(reference)", "–"
+        elif difference["diff"] is None:
+            diff, p = difference.get("reason", "–"), "–"
+        else:
+            diff, p = fmt_ci(difference["diff"], difference["ci_low"], difference["ci_high"], signed=True), fmt_p(difference["p"])
+        rows.append([row["model"], row["arch"], row["init"], int(row["truncate"]), fmt_params(row["params"]), auc, diff, p])
+    table = markdown_table(["Model", "Architecture", "Init", "k", "Params", "Mean AUC", "Δ vs k=0", "p"], rows)
+    gains = [f"- {reference}: smallest model not significantly worse is {g['smallest_model']} (k={g['truncate']}), "
+             f"{g['gain']:.2f}x fewer parameters" for reference, g in sorted(efficiency.items())]
+    average = bootstrap.get("truncation_efficiency", {}).get("average_gain")
+    if average is not None:
+        gains.append(f"- Average parameter-efficiency gain: {average:.2f}x (paper: 3.25x)")
+    return table + ("\n\n" + "\n".join(gains) if gains else "")
+
+
+def summary_markdown(bootstrap: Mapping[str, Any], correlations: Mapping[str, Any], points: pd.DataFrame,
+                     models: pd.DataFrame, figures: Sequence[str]) -> str:
+    """reports/summary.md; `figures` are the image paths relative to it."""
+    baseline_init = correlations.get("baseline_init", "random")
+    replicates = bootstrap["replicates"]
+    confidence = bootstrap.get("confidence", 0.95)
+    tasks = list(next(iter(bootstrap["models"].values()))["tasks"])
+    parts = [
+        "# CheXtransfer study summary",
+        f"{len(bootstrap['models'])} model(s) scored on {bootstrap['studies']} test studies; tasks: {', '.join(tasks)}. "
+        f"Mean AUC = mean over tasks of the study-level AUROC (max over a study's views). "
+        f"{confidence * 100:g} % percentile bootstrap intervals over {replicates['kept']} replicates "
+        f"({replicates['dropped']} of {replicates['drawn']} dropped because a task had a single class).",
+        "## Models", architecture_table(points, bootstrap, baseline_init) if len(points) else "(no untruncated models)",
+        "## AUC per task", task_table(bootstrap),
+        "## Correlations (Spearman)",
+        "Paper ρ from Ke et al. (CHIL 2021): for the baseline init (no pretraining) and for ImageNet pretraining.",
+        correlation_table(correlations),
+        "## Family versus size", family_table(correlations),
+    ]
+    if bootstrap.get("truncation"):
+        parts += ["## Truncation", truncation_table(models, bootstrap)]
+    comparisons = bootstrap.get("comparisons", {})
+    if comparisons:
+        rows = [[name, fmt_ci(c["diff"], c["ci_low"], c["ci_high"], signed=True), fmt_p(c["p"])]
+                if "diff" in c else [name, c.get("reason", "–"), "–"] for name, c in sorted(comparisons.items())]
+        parts += ["## Comparisons", markdown_table(["a − b", "Δ mean AUC", "p"], rows)]
+    if figures:
+        parts += ["## Figures", "\n\n".join(f"![{Path(f).stem}]({Path(f).as_posix()})" for f in figures)]
+    parts += ["## Method", (
+        "Bootstrap replicates resample test studies with replacement (seeded) and are shared by all models, "
+        "so differences are paired. A replicate in which any task has a single class is dropped for every model. "
+        "Intervals are percentile intervals; point estimates use the full test set. "
+        "p-values are two-sided bootstrap p-values with the +1 correction, "
+        "p = min(1, 2 (1 + min(#{Δ ≤ 0}, #{Δ ≥ 0})) / (R + 1)). "
+        f"A truncated model is 'not significantly worse' unless Δ < 0 and p < {1 - confidence:.2f}.")]
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- figures
+
+def _new_figure(width: float = 6.0, height: float = 4.5) -> tuple[Figure, Any]:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figure.savefig(path, dpi=120, metadata=PNG_METADATA)
+
+
+def plot_top1_vs_auc(points: pd.DataFrame, path: Path, baseline_init: str) -> None:
+    """ImageNet top-1 vs mean AUC, one colour per init, with a least-squares line where >= 2 points."""
+    figure, ax = _new_figure()
+    for init in inits_in_order(points["init"], baseline_init):
+        group = points[(points["init"] == init)].dropna(subset=["imagenet_top1"])
+        if group.empty:
+            continue
+        dots = ax.scatter(group["imagenet_top1"], group["mean_auc"], label=init)
+        if len(group) >= 2 and group["imagenet_top1"].nunique() > 1:
+            slope, intercept = np.polyfit(group["imagenet_top1"], group["mean_auc"], 1)
+            xs = np.linspace(group["imagenet_top1"].min(), group["imagenet_top1"].max(), 2)
+            ax.plot(xs, slope * xs + intercept, color=dots.get_facecolor()[0], linestyle="--")
+        for _, row in group.iterrows():
+            ax.annotate(row["arch"], (row["imagenet_top1"], row["mean_auc"]), fontsize=6,
+                        xytext=(2, 2), textcoords="offset points")
+    ax.set(xlabel="ImageNet top-1 accuracy (%)", ylabel="CheXpert mean AUC", title="ImageNet vs CheXpert performance")
+    ax.legend(title="init")
+    _save(figure, path)
+
+
+def plot_auc_by_family(points: pd.DataFrame, path: Path, baseline_init: str) -> None:
+    """Mean AUC against parameters (log scale), one line per family, one panel per init."""
+    inits = inits_in_order(points["init"], baseline_init)
+    figure = Figure(figsize=(5.0 * len(inits), 4.5), layout="constrained")
+    axes = figure.subplots(1, len(inits), sharey=True, squeeze=False)[0]
+    families = sorted(points["family"].unique())
+    for ax, init in zip(axes, inits):
+        for family in families:
+            group = points[(points["init"] == init) & (points["family"] == family)].sort_values("params")
+            if len(group):
+                ax.plot(group["params"], group["mean_auc"], marker="o", label=family)
+        ax.set(xscale="log", xlabel="parameters", title=f"init: {init}")
+    axes[0].set_ylabel("CheXpert mean AUC")
+    axes[-1].legend(title="family", fontsize=7)
+    _save(figure, path)
+
+
+def plot_boost_vs_params(points: pd.DataFrame, bootstrap: Mapping[str, Any], path: Path, baseline_init: str) -> None:
+    """Pretraining boost (with CI) against parameters, one colour per pretrained init."""
+    figure, ax = _new_figure()
+    for init in inits_in_order(points["init"], baseline_init):
+        group = points[(points["init"] == init)].dropna(subset=["boost"])
+        if init == baseline_init or group.empty:
+            continue
+        boosts = [bootstrap["boosts"][a][init] for a in group["arch"]]
+        lower = group["boost"].to_numpy() - np.array([b["ci_low"] for b in boosts])
+        upper = np.array([b["ci_high"] for b in boosts]) - group["boost"].to_numpy()
+        ax.errorbar(group["params"], group["boost"], yerr=[lower, upper], fmt="o", capsize=3, label=init)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set(xscale="log", xlabel="parameters", ylabel=f"mean AUC boost over {baseline_init}",
+           title="Pretraining boost vs model size")
+    ax.legend(title="init")
+    _save(figure, path)
+
+
+def plot_truncation(models: pd.DataFrame, bootstrap: Mapping[str, Any], path: Path) -> None:
+    """Mean AUC (with CI) against parameters for each truncated architecture and its k=0 model."""
+    figure, ax = _new_figure()
+    references = bootstrap.get("truncation_efficiency", {}).get("by_reference", {})
+    for reference in sorted(references):
+        ref = models.set_index("model").loc[reference]
+        group = models[(models["arch"] == ref["arch"]) & (models["init"] == ref["init"])
+                       & ((models["truncate"] > 0) | (models["model"] == reference))
+                       & models["model"].isin(list(bootstrap["models"]))].sort_values("params")
+        entries = [bootstrap["models"][m] for m in group["model"]]
+        auc = np.array([e["mean_auc"] for e in entries])
+        yerr = [auc - [e["mean_auc_ci_low"] for e in entries], np.array([e["mean_auc_ci_high"] for e in entries]) - auc]
+        ax.errorbar(group["params"], auc, yerr=yerr, marker="o", capsize=3, label=f"{ref['arch']} ({ref['init']})")
+        for (_, row), value in zip(group.iterrows(), auc):
+            ax.annotate(f"k={int(row['truncate'])}", (row["params"], value), fontsize=6,
+                        xytext=(2, 2), textcoords="offset points")
+    ax.set(xscale="log", xlabel="parameters", ylabel="CheXpert mean AUC", title="Truncated models")
+    ax.legend(fontsize=7)
+    _save(figure, path)
+
+
+def write_figures(folder: Path, bootstrap: Mapping[str, Any], correlations: Mapping[str, Any],
+                  points: pd.DataFrame, models: pd.DataFrame) -> list[str]:
+    """Draw every figure the data supports into `folder`; returns the file names."""
+    baseline_init = correlations.get("baseline_init", "random")
+    written = []
+    if len(points):
+        plot_top1_vs_auc(points, folder / "imagenet_top1_vs_auc.png", baseline_init)
+        plot_auc_by_family(points, folder / "auc_by_family.png", baseline_init)
+        written += ["imagenet_top1_vs_auc.png", "auc_by_family.png"]
+    if points["boost"].notna().any():
+        plot_boost_vs_params(points, bootstrap, folder / "boost_vs_params.png", baseline_init)
+        written.append("boost_vs_params.png")
+    if bootstrap.get("truncation_efficiency", {}).get("by_reference"):
+        plot_truncation(models, bootstrap, folder / "truncation.png")
+        written.append("truncation.png")
+    return written

@@ -1,0 +1,79 @@
+"""Stage correlate: Spearman correlations and family spreads of the study, next to the paper's.
+
+Per init, over the untruncated models: ImageNet top-1 vs mean AUC, parameter count vs mean AUC,
+parameter count vs pretraining boost (pretrained inits), and within- vs across-family spread.
+Reads metrics/bootstrap.json, the ensemble's models.csv (model.json of every model) and the
+architecture table; writes metrics/correlations.json and the per-model points as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from cxrtransfer import stats
+from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.errors import InputError
+from cxrtransfer.fileio import read_json, write_csv, write_json
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--bootstrap", type=Path, required=True, help="metrics JSON of the bootstrap stage")
+    parser.add_argument("--ensemble", type=Path, required=True, help="the ensemble stage's folder (models.csv)")
+    parser.add_argument("--architectures", type=Path, default=None,
+                        help="architecture table CSV (arch, imagenet_top1, ...); default: cxrtransfer's own")
+    parser.add_argument("--out", type=Path, required=True, help="metrics JSON")
+    parser.add_argument("--points", type=Path, required=True, help="CSV, one row per model, for plots and the report")
+    return parser.parse_args(argv)
+
+
+
+
+def architecture_table(path: Path | None) -> pd.DataFrame:
+    if path is None:
+        from cxrtransfer.models import load_architecture_table
+        return load_architecture_table()
+    if not path.is_file():
+        raise InputError("architecture table not found", path)
+    table = pd.read_csv(path)
+    missing = [c for c in ("arch", "imagenet_top1") if c not in table.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}", path, column=missing[0])
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    baseline_init = str(section(params, "bootstrap.baseline_init", args.params))
+    summary = read_json(args.bootstrap)
+    if not isinstance(summary.get("models"), dict) or not summary["models"]:
+        raise InputError("no 'models' section", args.bootstrap)
+    models_path = args.ensemble / "models.csv"
+    if not models_path.is_file():
+        raise InputError("not found (run the ensemble stage)", models_path)
+    models = pd.read_csv(models_path, dtype={"model": str, "arch": str, "init": str, "family": str})
+    absent = sorted(set(summary["models"]) - set(models["model"]))
+    if absent:
+        raise InputError(f"model(s) {absent} of {args.bootstrap} not in the ensemble's models table", models_path)
+
+    mean_auc = {name: entry["mean_auc"] for name, entry in summary["models"].items()}
+    points = stats.correlation_points(mean_auc, models, architecture_table(args.architectures),
+                                      summary.get("boosts", {}))
+    correlations = stats.study_correlations(points, baseline_init)
+    correlations["baseline_init"] = baseline_init
+
+    write_json(args.out, correlations)
+    write_csv(args.points, points)
+    for init, value in correlations["imagenet_top1_vs_auc"].items():
+        rho = "n/a" if value["rho"] is None else f"{value['rho']:.3f}"
+        print(f"correlate: {init}: ImageNet top-1 vs AUC rho={rho} (n={value['n']}, paper {value['paper_rho']})")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,82 @@
+"""Stage ensemble: each model's kept checkpoints averaged per image, then max over a study's views.
+
+Reads every model folder (model.json + test_predictions.csv) under the given folders, keeping only
+the architecture named by params `model` ("all" keeps every model). Writes, into --out:
+test_predictions.csv (model, study, one column per task), test_labels.csv (study, patient, raw
+labels) and models.csv (model, arch, init, family, truncate, params, checkpoints, folder); and
+metrics/ensemble.json (per model: AUC per task, mean AUC, number of checkpoints).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from cxrtransfer import stats
+from cxrtransfer.auc import auroc_matrix
+from cxrtransfer.chexpert import validate_tasks
+from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.errors import InputError
+from cxrtransfer.fileio import atomic_dir, write_json
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--models", type=Path, nargs="+", required=True,
+                        help="model folders, or folders holding model folders (e.g. data/models data/trunc)")
+    parser.add_argument("--index", type=Path, required=True, help="the cache's index table (labels)")
+    parser.add_argument("--split", type=Path, required=True, help="the split table")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the ensembled predictions")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    tasks = validate_tasks(section(params, "data.tasks", args.params), str(args.params))
+    selected = str(section(params, "model", args.params))
+
+    test = stats.read_test_split(args.split)
+    labels = stats.study_labels(args.index, test, tasks)
+    targets, weights = stats.label_arrays(labels, tasks)
+    stats.check_both_classes(targets, weights, tasks, args.index)
+
+    rows, frames = [], []
+    for folder in stats.find_model_folders(args.models):
+        description = stats.read_model_description(folder)
+        if selected != "all" and description["arch"] != selected:
+            continue
+        predictions = stats.read_predictions(folder, tasks)
+        per_study, n_checkpoints = stats.study_predictions(predictions, test, tasks, folder / stats.PREDICTIONS_FILE)
+        per_study.insert(0, "model", folder.name)
+        frames.append(per_study.drop(columns="patient"))
+        rows.append({"model": folder.name, **description, "checkpoints": n_checkpoints, "folder": str(folder)})
+    if not rows:
+        raise InputError(f"no model of architecture {selected!r} in {[str(p) for p in args.models]}", args.params)
+    models = pd.DataFrame(rows, columns=list(stats.MODEL_COLUMNS) + ["folder"])
+    predictions = pd.concat(frames, ignore_index=True)
+
+    # Studies come out of study_level sorted, as do the labels: the rows line up with the labels.
+    scores = predictions[tasks].to_numpy(float).reshape(len(models), len(labels), len(tasks))
+    aucs = auroc_matrix(scores, targets, weights)
+    metrics = {"studies": len(labels), "models": {
+        row["model"]: {"auc": dict(zip(tasks, map(float, aucs[m]))), "mean_auc": float(aucs[m].mean()),
+                       "checkpoints": row["checkpoints"]}
+        for m, row in models.iterrows()}}
+
+    with atomic_dir(args.out) as tmp:
+        predictions.to_csv(tmp / "test_predictions.csv", index=False)
+        labels.to_csv(tmp / "test_labels.csv", index=False)
+        models.to_csv(tmp / "models.csv", index=False)
+    write_json(args.metrics, metrics)
+    best = models["model"].iloc[int(aucs.mean(axis=1).argmax())]
+    print(f"ensemble: {len(models)} model(s) on {len(labels)} test studies; best mean AUC {aucs.mean(axis=1).max():.4f} ({best})")
+
+
+if __name__ == "__main__":
+    run_stage(main)
