@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # DVC stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test bench weights clean-state
+.PHONY: install demo test bench weights clean-state paper parallel
 
 install: $(STAMP)
 
@@ -40,3 +40,12 @@ weights: install
 
 clean-state:
 	rm -rf .state
+
+# The paper's configuration on real CheXpert (GPUs): prints stages, models and estimated device-hours first.
+paper: install
+	python -m cxrtransfer.lab paper --data-root "$(DATA_ROOT)" --measure --run
+
+# The model stages on WORKERS local workers, one GPU each (GPUS=0,1,...), then the study-level stages.
+WORKERS ?= 2
+parallel: install
+	python -m cxrtransfer.lab parallel --workers $(WORKERS) --gpus "$(GPUS)"

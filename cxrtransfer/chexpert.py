@@ -61,7 +61,7 @@ def read_labels(path: str | Path) -> pd.DataFrame:
         raise InputError("label file not found", path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
         raise InputError(f"not a readable CSV: {err}", path) from None
     missing = [c for c in HEADER if c not in raw.columns]
     if missing:
@@ -134,7 +134,10 @@ def read_test_groundtruth(path: str | Path, images_root: str | Path) -> pd.DataF
     images_root = Path(images_root)
     if not path.is_file():
         raise InputError("ground truth file not found", path)
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+        raise InputError(f"not a readable CSV: {err}", path) from None
     missing = [c for c in ("Study",) + OBSERVATIONS if c not in raw.columns]
     if missing:
         raise InputError(f"missing column(s) {missing}", path, column=missing[0])

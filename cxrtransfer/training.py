@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -106,11 +107,16 @@ class ImageSet:
         return (x.unsqueeze(1), torch.from_numpy(self.targets[positions]), torch.from_numpy(self.mask[positions]))
 
 
-def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 grayscale (B,1,S,S) -> ImageNet-normalized float (B,3,S,S) on `device`."""
+Normalization = tuple[Sequence[float], Sequence[float]]
+IMAGENET_NORMALIZATION: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool,
+                   normalization: Normalization = IMAGENET_NORMALIZATION) -> torch.Tensor:
+    """uint8 grayscale (B,1,S,S) -> normalized float (B,3,S,S) on `device` (the weights' own mean/std)."""
     x = x.to(device, non_blocking=True).float().div_(255.0).expand(-1, 3, -1, -1)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(normalization[0], device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(normalization[1], device=device, dtype=torch.float32).view(1, 3, 1, 1)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -176,7 +182,7 @@ class Distributed:
 # ---------------------------------------------------------------- inference
 @torch.inference_mode()
 def predict(model: torch.nn.Module, layout: OutputLayout, data: ImageSet, device: torch.device,
-            batch_size: int = 128) -> np.ndarray:
+            batch_size: int = 128, normalization: Normalization = IMAGENET_NORMALIZATION) -> np.ndarray:
     """Probabilities for every row of `data`, batched, without autograd."""
     was_training = model.training
     model.eval()
@@ -185,7 +191,7 @@ def predict(model: torch.nn.Module, layout: OutputLayout, data: ImageSet, device
     for start in range(0, len(data), batch_size):
         x, _, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(to_model_input(x, device, channels_last))
+            logits = model(to_model_input(x, device, channels_last, normalization))
         outputs.append(layout.probabilities(logits).cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs).astype(np.float64)
@@ -208,7 +214,8 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: ImageSet,
         score: Callable[[np.ndarray], tuple[float, dict[str, float]]], config: FitConfig,
         state_dir: Path, fingerprint: str, device: torch.device | None = None,
-        live: Any = None, log: Callable[[str], None] = print) -> FitResult:
+        live: Any = None, log: Callable[[str], None] = print,
+        normalization: Normalization = IMAGENET_NORMALIZATION) -> FitResult:
     """Train `model` with Adam, evaluate every `eval_every_images`, keep the top-k checkpoints.
 
     `score(valid_probabilities) -> (selection score, metrics)` ranks checkpoints. All working files
@@ -251,7 +258,7 @@ def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: Im
         last_evaluated = step
         rate = images_timed / max(time.perf_counter() - started, 1e-9)
         if dist.is_main:
-            probabilities = predict(model, layout, valid, device, config.eval_batch_size)
+            probabilities = predict(model, layout, valid, device, config.eval_batch_size, normalization)
             value, metrics = score(probabilities)
             record = {"step": step, "score": value, "train_loss": running_loss(), "images_per_second": rate, **metrics}
             history.append(record)
@@ -289,7 +296,7 @@ def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: Im
                 chunk = order[position:position + global_batch]
                 mine = chunk[dist.rank * config.batch_size:(dist.rank + 1) * config.batch_size]
                 x, targets, mask = train.batch(mine)
-                x = to_model_input(x, device, channels_last)
+                x = to_model_input(x, device, channels_last, normalization)
                 targets, mask = targets.to(device, non_blocking=True), mask.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                     logits = net(x)
@@ -343,9 +350,8 @@ def seeded(seed: int, build: Callable[..., Any], *args: Any, **kwargs: Any) -> A
         return build(*args, **kwargs)
 
 
-def read_split(path: Path, index: "pd.DataFrame") -> "pd.Series":
+def read_split(path: Path, index: pd.DataFrame) -> pd.Series:
     """The split name of every cache row; the split table must list the cache's images in order."""
-    import pandas as pd
     from .errors import InputError
     if not Path(path).is_file():
         raise InputError("split table not found: run the split stage first", path)
@@ -355,7 +361,7 @@ def read_split(path: Path, index: "pd.DataFrame") -> "pd.Series":
     return table["split"]
 
 
-def chexpert_set(images: np.ndarray, index: "pd.DataFrame", selected: "pd.Series", tasks: Sequence[str],
+def chexpert_set(images: np.ndarray, index: pd.DataFrame, selected: pd.Series, tasks: Sequence[str],
                  policies: Sequence[str], blank_as_negative: bool) -> ImageSet:
     """Training rows with targets and mask from the uncertainty policies."""
     from .chexpert import policy_targets
@@ -370,12 +376,11 @@ def eval_set(images: np.ndarray, rows: np.ndarray, n_targets: int) -> ImageSet:
     return ImageSet(images, np.asarray(rows), zeros, zeros)
 
 
-def study_auc_scorer(frame: "pd.DataFrame", tasks: Sequence[str], selection: Sequence[str]
+def study_auc_scorer(frame: pd.DataFrame, tasks: Sequence[str], selection: Sequence[str]
                      ) -> Callable[[np.ndarray], tuple[float, dict[str, float]]]:
     """Validation scoring of the reference code: study-level max over views, AUROC per task,
     checkpoint score = mean AUROC over the selection tasks."""
-    import pandas as pd
-    from sklearn.metrics import roc_auc_score
+    from .auc import auroc
     from .chexpert import evaluation_targets, study_level
     from .errors import InputError
     labels = study_level(frame, list(tasks), how="first")
@@ -389,11 +394,7 @@ def study_auc_scorer(frame: "pd.DataFrame", tasks: Sequence[str], selection: Seq
     def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
         predictions = pd.concat([keys, pd.DataFrame(probabilities, columns=list(tasks))], axis=1)
         per_study = study_level(predictions, list(tasks), how="max")[list(tasks)].to_numpy()
-        aucs = {}
-        for j, task in enumerate(tasks):
-            w = weights[:, j] > 0
-            aucs[task] = (float(roc_auc_score(targets[w, j], per_study[w, j]))
-                          if len(np.unique(targets[w, j])) == 2 else float("nan"))
+        aucs = {task: auroc(per_study[:, j], targets[:, j], weights[:, j]) for j, task in enumerate(tasks)}
         value = float(np.mean([aucs[t] for t in selection]))
         return value, {f"auc/{t}": v for t, v in aucs.items()}
 

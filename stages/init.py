@@ -57,7 +57,8 @@ def pretrain_indomain(args: argparse.Namespace, config: dict) -> tuple[dict, dic
     fingerprint = training.fingerprint(vars(args), config, [args.source_cache / images.INDEX_FILE])
     print(f"pretrain {args.arch}: {len(train_rows)} train / {len(valid_rows)} valid source images, {n_classes} classes")
     result = training.fit(model, layout, train_set, valid_set, accuracy, fit_config, args.state, fingerprint,
-                          device=training.pick_device(str(config.get("device", "auto"))))
+                          device=training.pick_device(str(config.get("device", "auto"))),
+                          normalization=models.normalization(args.arch))
     best_score, best_step = result.kept[0]
     state, _ = weights.load_safetensors(result.checkpoint_dir / f"step{best_step:010d}.safetensors")
     model.load_state_dict(state)

@@ -19,7 +19,6 @@ import pandas as pd
 
 from cxrtransfer import chexpert, images, models, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
-from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 
 
@@ -67,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Seeded construction: the head (the only part not loaded below) starts the same on every run.
     model = training.seeded(fit_config.seed, models.build_model, args.arch, layout.width, truncate_blocks=args.truncate)
     body, _ = weights.load_safetensors(args.init_weights)
-    weights.load_body(model, body)
+    weights.load_body(model, body, source=args.init_weights)
+    normalization = models.normalization(args.arch)
 
     image_array, index = images.read_cache(args.cache)
     split = training.read_split(args.split, index)
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     device = training.pick_device(str(config.get("device", "auto")))
     print(f"train {name}: {len(train_set)} train / {len(valid_rows)} valid / {len(test_rows)} test images on {device}")
     result = training.fit(model, layout, train_set, valid_set, score, fit_config, args.state, fingerprint,
-                          device=device, live=live)
+                          device=device, live=live, normalization=normalization)
     if not training.is_main_process():
         return
     live.end()
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             state, _ = weights.load_safetensors(path)
             model.load_state_dict(state)
             for split_name, rows, subset in (("valid", valid_rows, valid_set), ("test", test_rows, test_set)):
-                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size)
+                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size, normalization)
                 frame = index.iloc[rows][["path", "patient", "study"]].reset_index(drop=True)
                 frame[tasks] = probabilities
                 frame.insert(0, "checkpoint", step)

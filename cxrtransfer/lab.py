@@ -1,0 +1,208 @@
+"""Lab scale with what DVC and PyTorch provide: the paper configuration switch and parallel workers.
+
+    python -m cxrtransfer.lab paper --data-root /data/chexpert [--measure] [--run]
+    python -m cxrtransfer.lab parallel --workers 2 [--gpus 0,1]
+
+`paper` merges configs/paper.yaml (plus the data root) into params.yaml, prints how many stages and
+models the grid holds and an estimate of GPU-hours from measured throughput, then (with --run) runs
+`dvc repro`. `parallel` runs the model stages on N local workers, each one `dvc --wait-for-lock repro
+<stage>` at a time with its own CUDA_VISIBLE_DEVICES (DVC releases the repo lock while a stage's
+command runs), then the study-level stages: no scheduler of our own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from .errors import InputError, PipelineError
+
+MODEL_STAGE_PREFIXES = ("init@", "train@", "truncate@")
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overlay` applied: mappings merge key by key, anything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def grid_plan(params: Mapping[str, Any]) -> dict[str, int]:
+    """Stages and trained models that params.yaml describes (matches dvc.yaml's matrices)."""
+    architectures, inits = list(params["architectures"]), list(params["inits"])
+    truncation = params.get("truncation", {})
+    truncated = len(truncation.get("architectures", [])) * len(truncation.get("blocks", []))
+    pretraining = len(architectures) if "indomain" in inits else 0
+    return {"init_stages": len(architectures) * len(inits), "pretraining_runs": pretraining,
+            "train_stages": len(architectures) * len(inits), "truncate_stages": truncated,
+            "trained_models": len(architectures) * len(inits) + truncated}
+
+
+def images_per_run(n_train: int, n_valid: int, epochs: int, eval_every: int, top_k: int, n_test: int) -> dict[str, float]:
+    """Images one training run pushes forward+backward (train) and forward only (evaluation)."""
+    trained = n_train * epochs
+    evaluations = max(1, trained // eval_every) + 1
+    return {"train": float(trained), "inference": float(evaluations * n_valid + top_k * (n_valid + n_test))}
+
+
+def gpu_hours(plan_architectures: Sequence[str], runs_per_arch: Mapping[str, int], throughput: Mapping[str, float],
+              work: Mapping[str, float], inference_speedup: float = 3.0) -> float:
+    """Hours = sum over runs of train images / training throughput + inference images / (speedup x throughput)."""
+    seconds = 0.0
+    for arch in plan_architectures:
+        rate = throughput[arch]
+        seconds += runs_per_arch[arch] * (work["train"] / rate + work["inference"] / (inference_speedup * rate))
+    return seconds / 3600.0
+
+
+def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int = 3) -> float:
+    """Training images/s of one architecture on this machine's device (a few Adam steps after a warm-up)."""
+    import torch
+
+    from . import models, training
+    device = training.pick_device()
+    model = models.build_model(arch, 6).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.randint(0, 255, (batch_size, 1, image_size, image_size), dtype=torch.uint8)
+    target = torch.zeros(batch_size, 6, device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(training.to_model_input(x, device, device.type == "cuda", models.normalization(arch)))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def count_images(label_csv: Path, frontal_only: bool) -> int:
+    import pandas as pd
+    if not label_csv.is_file():
+        raise InputError("label file not found (is data.root right?)", label_csv)
+    frame = pd.read_csv(label_csv, usecols=["Frontal/Lateral"])
+    return int((frame["Frontal/Lateral"] == "Frontal").sum()) if frontal_only else len(frame)
+
+
+def paper(args: argparse.Namespace) -> None:
+    params_path, overlay_path = Path(args.params), Path(args.config)
+    params = yaml.safe_load(params_path.read_text())
+    overlay = yaml.safe_load(overlay_path.read_text()) or {}
+    overlay = deep_merge(overlay, {"data": {"root": str(args.data_root)}})
+    merged = deep_merge(params, overlay)
+    data, train = merged["data"], merged["train"]
+    folder = Path(data["root"]) / data["dataset"]
+    n_train = count_images(folder / "train.csv", bool(data.get("frontal_only")))
+    n_valid = count_images(folder / "valid.csv", bool(data.get("frontal_only")))
+    plan = grid_plan(merged)
+    work = images_per_run(n_train, n_valid, int(train["epochs"]), int(train["eval_every_images"]),
+                          int(train["top_k"]), n_test=668)
+    print(f"paper configuration from {overlay_path} (data root {data['root']}):")
+    for key, value in plan.items():
+        print(f"  {key:<18} {value}")
+    print(f"  per run: {work['train']:,.0f} training images, {work['inference']:,.0f} inference images")
+    if args.measure:
+        truncated = set(merged["truncation"]["architectures"])
+        runs = {a: len(merged["inits"]) + (len(merged["truncation"]["blocks"]) if a in truncated else 0)
+                for a in merged["architectures"]}
+        throughput = {a: measure_throughput(a, int(data["image_size"]), int(train["batch_size"]))
+                      for a in merged["architectures"]}
+        for arch, rate in throughput.items():
+            print(f"  measured {arch:<16} {rate:8.1f} img/s")
+        hours = gpu_hours(merged["architectures"], runs, throughput, work)
+        print(f"  estimated device-hours on this machine's device: {hours:,.1f} "
+              f"(truncated models counted at full-model cost)")
+    else:
+        print("  (add --measure to time a few training steps per architecture and estimate device-hours)")
+    if args.dry_run:
+        return
+    params_path.write_text(yaml.safe_dump(merged, sort_keys=False))
+    print(f"wrote {params_path}; `git diff {params_path}` shows the switch")
+    if args.run:
+        sys.exit(subprocess.call(["dvc", "repro"]))
+
+
+def model_stages(stage_names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(init stages, train and truncate stages): each group's stages are independent of each other."""
+    inits = [s for s in stage_names if s.startswith("init@")]
+    trains = [s for s in stage_names if s.startswith(("train@", "truncate@"))]
+    return inits, trains
+
+
+def run_workers(stages: Sequence[str], workers: int, gpus: Sequence[str], dvc: Sequence[str]) -> None:
+    """Run `dvc --wait-for-lock repro <stage>` for every stage on `workers` parallel workers."""
+    queues = [list(stages[i::workers]) for i in range(workers)]
+
+    def work(i: int) -> None:
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        for stage in queues[i]:
+            done = subprocess.run([*dvc, "--wait-for-lock", "repro", "--single-item", stage], env=env)
+            if done.returncode != 0:
+                raise PipelineError(f"worker {i}: `dvc repro {stage}` failed (exit {done.returncode})")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(work, i) for i in range(workers)]:
+            future.result()
+
+
+def parallel(args: argparse.Namespace) -> None:
+    dvc = [args.dvc]
+    gpus = [g for g in args.gpus.split(",") if g] if args.gpus else []
+    subprocess.run([*dvc, "repro", "split", "preprocess_source"], check=True)
+    listed = subprocess.run([*dvc, "stage", "list", "--name-only"], check=True, capture_output=True, text=True)
+    inits, trains = model_stages(listed.stdout.split())
+    run_workers(inits, args.workers, gpus, dvc)
+    run_workers(trains, args.workers, gpus, dvc)
+    subprocess.run([*dvc, "repro"], check=True)  # the study-level stages (everything else is up to date)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cxrtransfer.lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("paper", help="switch params.yaml to the paper's configuration")
+    p.add_argument("--data-root", type=Path, required=True, help="the folder holding CheXpert-v1.0-small (or -v1.0)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--config", default="configs/paper.yaml")
+    p.add_argument("--measure", action="store_true", help="time training steps per architecture for the estimate")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--run", action="store_true", help="then run dvc repro")
+    p.set_defaults(func=paper)
+    q = sub.add_parser("parallel", help="run the model stages on N local workers")
+    q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--gpus", default="", help="comma-separated CUDA device ids, one per worker (round robin)")
+    q.add_argument("--dvc", default="dvc")
+    q.set_defaults(func=parallel)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    from .cli import run_stage
+    run_stage(main)
