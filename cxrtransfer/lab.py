@@ -153,15 +153,29 @@ def model_stages(stage_names: Sequence[str]) -> tuple[list[str], list[str]]:
     return inits, trains
 
 
-def run_workers(stages: Sequence[str], workers: int, gpus: Sequence[str], dvc: Sequence[str]) -> None:
-    """Run `dvc --wait-for-lock repro <stage>` for every stage on `workers` parallel workers."""
-    queues = [list(stages[i::workers]) for i in range(workers)]
+def run_workers(stages: Sequence[str], workers: int, gpus: Sequence[str], dvc: Sequence[str],
+                threads: int = 0) -> None:
+    """Run `dvc --wait-for-lock repro --single-item <stage>` for every stage on `workers` parallel workers.
+
+    Workers take the next stage from one shared list as they finish (DVC releases its repo lock while
+    a stage's command runs, and --wait-for-lock covers the short locked phases before and after).
+    """
+    import queue
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for stage in stages:
+        pending.put(stage)
 
     def work(i: int) -> None:
         env = dict(os.environ)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-        for stage in queues[i]:
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        while True:
+            try:
+                stage = pending.get_nowait()
+            except queue.Empty:
+                return
             done = subprocess.run([*dvc, "--wait-for-lock", "repro", "--single-item", stage], env=env)
             if done.returncode != 0:
                 raise PipelineError(f"worker {i}: `dvc repro {stage}` failed (exit {done.returncode})")
@@ -177,8 +191,10 @@ def parallel(args: argparse.Namespace) -> None:
     subprocess.run([*dvc, "repro", "split", "preprocess_source"], check=True)
     listed = subprocess.run([*dvc, "stage", "list", "--name-only"], check=True, capture_output=True, text=True)
     inits, trains = model_stages(listed.stdout.split())
-    run_workers(inits, args.workers, gpus, dvc)
-    run_workers(trains, args.workers, gpus, dvc)
+    # CPU workers share the cores: one thread each unless told otherwise (GPU workers: data loading only).
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    run_workers(inits, args.workers, gpus, dvc, threads)
+    run_workers(trains, args.workers, gpus, dvc, threads)
     subprocess.run([*dvc, "repro"], check=True)  # the study-level stages (everything else is up to date)
 
 
@@ -197,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     q = sub.add_parser("parallel", help="run the model stages on N local workers")
     q.add_argument("--workers", type=int, default=2)
     q.add_argument("--gpus", default="", help="comma-separated CUDA device ids, one per worker (round robin)")
+    q.add_argument("--threads", type=int, default=0, help="CPU threads per worker (default: cores / workers)")
     q.add_argument("--dvc", default="dvc")
     q.set_defaults(func=parallel)
     args = parser.parse_args(argv)
