@@ -8,19 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .fileio import atomic_path
-
-
-def cloned_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU copies: never alias a live state_dict() into a saved file."""
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state_dict.items()}
-
-
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    with atomic_path(path) as tmp:
-        save_file(cloned_state(tensors), str(tmp), metadata=metadata)
+from .weights import save_safetensors as save_tensors  # the one writer: atomic, cloned tensors
 
 
 @dataclass

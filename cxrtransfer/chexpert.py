@@ -50,6 +50,17 @@ def _csv_row(i: int) -> int:
     return int(i) + 2
 
 
+def read_csv_cells(path: str | Path, what: str = "label file") -> pd.DataFrame:
+    """Every cell of a CSV as a string (blanks stay ''), or InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found", path)
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+        raise InputError(f"not a readable CSV: {err}", path) from None
+
+
 def read_labels(path: str | Path) -> pd.DataFrame:
     """Read and validate a CheXpert train.csv / valid.csv into the index table plus raw label columns.
 
@@ -57,12 +68,7 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     file, row and column of the first bad cell.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("label file not found", path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
-        raise InputError(f"not a readable CSV: {err}", path) from None
+    raw = read_csv_cells(path)
     missing = [c for c in HEADER if c not in raw.columns]
     if missing:
         unexpected = [c for c in raw.columns if c not in HEADER]
@@ -132,12 +138,7 @@ def read_test_groundtruth(path: str | Path, images_root: str | Path) -> pd.DataF
     """
     path = Path(path)
     images_root = Path(images_root)
-    if not path.is_file():
-        raise InputError("ground truth file not found", path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
-        raise InputError(f"not a readable CSV: {err}", path) from None
+    raw = read_csv_cells(path, "ground truth file")
     missing = [c for c in ("Study",) + OBSERVATIONS if c not in raw.columns]
     if missing:
         raise InputError(f"missing column(s) {missing}", path, column=missing[0])

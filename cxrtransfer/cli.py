@@ -36,6 +36,30 @@ def section(params: dict[str, Any], key: str, path: str | Path = "params.yaml") 
     return node
 
 
+def checked_section(config: Any, name: str, schema: dict[str, type], source: str | Path = "params.yaml"
+                    ) -> dict[str, Any]:
+    """A params section with known keys only and values of the schema's type (object: anything).
+
+    Keys set to null are dropped, so the caller's defaults apply.
+    """
+    if not isinstance(config, dict):
+        raise InputError(f"'{name}' must be a mapping", source)
+    unknown = sorted(set(config) - set(schema))
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown} in '{name}'; known: {sorted(schema)}", source)
+    out = {}
+    for key, value in config.items():
+        if value is None:
+            continue
+        kind = schema[key]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InputError(f"{name}.{key} must be an integer, got {value!r}", source)
+        if kind is str and not isinstance(value, str):
+            raise InputError(f"{name}.{key} must be a string, got {value!r}", source)
+        out[key] = value
+    return out
+
+
 def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
     """Run a stage's main(); a PipelineError (bad input, failed training) ends it with one line on stderr and exit status 2."""
     try:

@@ -90,12 +90,7 @@ def read_nih_labels(path: str | Path, image_folder: str = "images") -> pd.DataFr
     NIH's official train/test lists are not in the CSV: source_split is 'train' for all rows.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("label file not found", path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
-        raise InputError(f"not a readable CSV: {err}", path) from None
+    raw = chexpert.read_csv_cells(path)
     missing = [c for c in NIH_COLUMNS if c not in raw.columns]
     if missing:
         raise InputError(f"missing column(s) {missing}", path, column=missing[0])

@@ -114,6 +114,8 @@ IMAGENET_NORMALIZATION: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
 def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool,
                    normalization: Normalization = IMAGENET_NORMALIZATION) -> torch.Tensor:
     """uint8 grayscale (B,1,S,S) -> normalized float (B,3,S,S) on `device` (the weights' own mean/std)."""
+    if device.type == "cuda":
+        x = x.pin_memory()  # page-locked, so the copy below overlaps with compute
     x = x.to(device, non_blocking=True).float().div_(255.0).expand(-1, 3, -1, -1)
     mean = torch.tensor(normalization[0], device=device, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(normalization[1], device=device, dtype=torch.float32).view(1, 3, 1, 1)

@@ -9,11 +9,11 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from cxrtransfer import synthetic
 from cxrtransfer.chexpert import COMPETITION_TASKS
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.cli import checked_section, load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 
@@ -31,29 +31,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def settings(config: Any, name: str, source: Path) -> dict[str, Any]:
-    """Check the params section: known keys only, values of the right type."""
-    if not isinstance(config, dict):
-        raise InputError(f"'{name}' must be a mapping", source)
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise InputError(f"unknown key(s) {unknown} in '{name}'; known: {sorted(KEYS)}", source)
-    out = {}
-    for key, value in config.items():
-        if value is None:
-            continue
-        kind = KEYS[key]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InputError(f"{name}.{key} must be an integer, got {value!r}", source)
-        if kind is str and not isinstance(value, str):
-            raise InputError(f"{name}.{key} must be a string, got {value!r}", source)
-        out[key] = value
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    config = settings(section(load_params(args.params), args.section, args.params), args.section, args.params)
+    config = checked_section(section(load_params(args.params), args.section, args.params), args.section, KEYS,
+                             args.params)
     real_labels = config.get("real_labels") or None
     if real_labels is not None and not Path(real_labels).is_file():
         raise InputError(f"{args.section}.real_labels: file not found", real_labels)

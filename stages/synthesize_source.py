@@ -10,14 +10,14 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from cxrtransfer import sources
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.cli import checked_section, load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir
 
-KEYS = ("seed", "images_per_class", "height", "width", "classes")
+KEYS = {"seed": int, "images_per_class": int, "height": int, "width": int, "classes": object}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -30,23 +30,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def settings(config: Any, name: str, source: Path) -> dict[str, Any]:
-    """Check the params section: known keys only, integers where integers are due."""
-    if not isinstance(config, dict):
-        raise InputError(f"'{name}' must be a mapping", source)
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise InputError(f"unknown key(s) {unknown} in '{name}'; known: {sorted(KEYS)}", source)
-    for key in ("seed", "images_per_class", "height", "width"):
-        value = config.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InputError(f"{name}.{key} must be an integer, got {value!r}", source)
-    return {k: v for k, v in config.items() if v is not None}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    config = settings(section(load_params(args.params), args.section, args.params), args.section, args.params)
+    config = checked_section(section(load_params(args.params), args.section, args.params), args.section, KEYS,
+                             args.params)
     started = time.perf_counter()
     try:
         sources.source_classes(config.get("classes"))  # fail on bad classes before touching the output

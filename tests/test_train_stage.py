@@ -1,0 +1,79 @@
+"""The init and train stages on a tiny CheXpert tree: two real architectures, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from cxrtransfer.cli import run_stage
+from cxrtransfer.errors import InputError
+from stages import init as init_stage, preprocess, split as split_stage, train as train_stage
+
+TASKS = ["Atelectasis", "Pneumonia"]  # both classes in the tiny valid split
+
+
+@pytest.fixture
+def prepared(tiny_chexpert, tmp_path) -> Path:
+    params = {
+        "data": {"kind": "chexpert", "root": str(tiny_chexpert), "dataset": "CheXpert-v1.0-small",
+                 "test_groundtruth": "groundtruth.csv", "image_size": 32, "frontal_only": False,
+                 "tasks": TASKS, "uncertainty": {"default": "ones", "Pneumonia": "multiclass"},
+                 "blank_as_negative": True},
+        "split": {"method": "official", "seed": 0},
+        "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "eval_every_images": 8, "top_k": 2, "seed": 0,
+                  "eval_batch_size": 8, "selection_tasks": TASKS, "devices": 1, "device": "cpu"},
+        "overrides": {"resnet18": {"seed": 0}},
+        "init": {"seed": 0, "weights_dir": str(tmp_path / "weights"), "files": {}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    preprocess.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "cache")])
+    split_stage.main(["--params", str(tmp_path / "params.yaml"), "--index", str(tmp_path / "cache" / "index.csv"),
+                      "--out", str(tmp_path / "split.csv"), "--summary", str(tmp_path / "split.json")])
+    return tmp_path
+
+
+def train_args(root: Path, arch: str, init_weights: Path) -> list[str]:
+    return ["--params", str(root / "params.yaml"), "--arch", arch, "--init", "random",
+            "--init-weights", str(init_weights), "--cache", str(root / "cache"), "--split", str(root / "split.csv"),
+            "--out", str(root / "models" / arch), "--metrics", str(root / f"{arch}.json"),
+            "--live", str(root / "live" / arch), "--state", str(root / "state" / arch)]
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_b0"])
+def test_init_then_train_writes_every_output(prepared, arch):
+    weights = prepared / "init" / f"{arch}.safetensors"
+    init_stage.main(["--params", str(prepared / "params.yaml"), "--arch", arch, "--init", "random",
+                     "--out", str(weights), "--metrics", str(prepared / "init.json"), "--state", str(prepared / "s")])
+    train_stage.main(train_args(prepared, arch, weights))
+    out = prepared / "models" / arch
+    description = json.loads((out / "model.json").read_text())
+    kept = [k["step"] for k in description["kept"]]
+    assert 1 <= len(kept) <= 2 and description["policies"] == ["ones", "multiclass"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(f"step{s:010d}.safetensors" for s in kept)
+    test = pd.read_csv(out / "test_predictions.csv")
+    assert list(test.columns) == ["checkpoint", "path", "patient", "study", *TASKS]
+    assert len(test) == 4 * len(kept) and test[TASKS].stack().between(0, 1).all()
+    metrics = json.loads((prepared / f"{arch}.json").read_text())
+    assert metrics["params"] == description["params"] > 0
+    assert (prepared / "live" / arch / "plots").is_dir()
+    assert not (prepared / "state" / arch).exists()  # resume state is dropped once the outputs exist
+
+
+def test_missing_init_weights_is_one_clear_error(prepared, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(train_stage.main, train_args(prepared, "resnet18", prepared / "nope.safetensors"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.safetensors" in err[0] and "not found" in err[0]
+    assert not (prepared / "models" / "resnet18").exists()
+
+
+def test_unknown_architecture_and_too_small_images(prepared):
+    with pytest.raises(InputError, match="resnet19"):
+        train_stage.main(train_args(prepared, "resnet19", prepared / "x.safetensors"))
+    with pytest.raises(InputError, match="75"):
+        train_stage.main(train_args(prepared, "inception_v3", prepared / "x.safetensors"))
