@@ -44,9 +44,12 @@ def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
     width, height = gray.size
     scale = size / min(width, height)
     new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    resized = gray.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=None)
     left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    # Resample only the centre crop (the crop box in source pixels): same result, less work.
+    sx, sy = width / new_w, height / new_h
+    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+    return np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=None),
+                      dtype=np.uint8)
 
 
 def decode_all(paths: Sequence[str | os.PathLike], size: int, out: np.ndarray, workers: int = 2,
