@@ -6,8 +6,11 @@ evaluate and offer a checkpoint to the top-k keeper every `eval_every_images` im
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,8 +24,9 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import checkpoints
-from .chexpert import MULTICLASS_CLASSES
-from .errors import TrainingError
+from .auc import auroc
+from .chexpert import MULTICLASS_CLASSES, evaluation_targets, policy_targets, study_level
+from .errors import InputError, TrainingError
 from .images import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -137,9 +141,9 @@ class FitConfig:
     eval_batch_size: int = 128
     max_images: int = 0  # stop after this many training images (0: no limit)
 
-    @property
-    def total_images(self) -> Callable[[int], int]:
-        return lambda n_train: self.epochs * n_train if not self.max_images else min(self.max_images, self.epochs * n_train)
+    def total_images(self, n_train: int) -> int:
+        """Training images of the whole run: epochs x n_train, capped by max_images when set."""
+        return min(self.max_images, self.epochs * n_train) if self.max_images else self.epochs * n_train
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -354,7 +358,6 @@ def seeded(seed: int, build: Callable[..., Any], *args: Any, **kwargs: Any) -> A
 
 def read_split(path: Path, index: pd.DataFrame) -> pd.Series:
     """The split name of every cache row; the split table must list the cache's images in order."""
-    from .errors import InputError
     if not Path(path).is_file():
         raise InputError("split table not found: run the split stage first", path)
     table = pd.read_csv(path)
@@ -366,7 +369,6 @@ def read_split(path: Path, index: pd.DataFrame) -> pd.Series:
 def chexpert_set(images: np.ndarray, index: pd.DataFrame, selected: pd.Series, tasks: Sequence[str],
                  policies: Sequence[str], blank_as_negative: bool) -> ImageSet:
     """Training rows with targets and mask from the uncertainty policies."""
-    from .chexpert import policy_targets
     rows = np.flatnonzero(np.asarray(selected))
     targets, mask = policy_targets(index.iloc[rows][list(tasks)].to_numpy(np.float32), policies, blank_as_negative)
     return ImageSet(images, rows, targets, mask)
@@ -382,9 +384,6 @@ def study_auc_scorer(frame: pd.DataFrame, tasks: Sequence[str], selection: Seque
                      ) -> Callable[[np.ndarray], tuple[float, dict[str, float]]]:
     """Validation scoring of the reference code: study-level max over views, AUROC per task,
     checkpoint score = mean AUROC over the selection tasks."""
-    from .auc import auroc
-    from .chexpert import evaluation_targets, study_level
-    from .errors import InputError
     labels = study_level(frame, list(tasks), how="first")
     targets, weights = evaluation_targets(labels[list(tasks)].to_numpy(np.float32))
     for j, task in enumerate(tasks):
@@ -405,8 +404,6 @@ def study_auc_scorer(frame: pd.DataFrame, tasks: Sequence[str], selection: Seque
 
 def fingerprint(*parts: Any) -> str:
     """A hash of a run's arguments and inputs: a saved resume state is used only for the same run."""
-    import hashlib
-    import json
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, (list, tuple)) and part and all(isinstance(p, Path) for p in part):
@@ -430,7 +427,6 @@ def is_main_process() -> bool:
 
 def relaunch_under_torchrun(devices: int, script: str, argv: Sequence[str]) -> None:
     """Run `script argv` as `devices` DistributedDataParallel processes (torchrun --standalone)."""
-    import subprocess
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
                script, *argv]
     completed = subprocess.run(command)
