@@ -108,21 +108,10 @@ class _Positions:
 
 def _project_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Positions, steps: int) -> float:
     """fit()'s inner step, `steps` times; seconds."""
-    device, channels_last, losses = s.device, s.device.type == "cuda", []
     start = time.perf_counter()
     for _ in range(steps):
-        x, targets, mask = s.train_set.batch(positions.next())
-        x = training.to_model_input(x, device, channels_last, s.normalization)
-        targets, mask = targets.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = s.project_model(x)
-        loss = s.layout.loss(logits, targets, mask)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"non-finite loss in the benchmark ({s.arch})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        training.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
+                            s.normalization)
     return time.perf_counter() - start
 
 

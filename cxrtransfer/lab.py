@@ -70,6 +70,7 @@ def gpu_hours(plan_architectures: Sequence[str], runs_per_arch: Mapping[str, int
 
 def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int = 3) -> float:
     """Training images/s of one architecture on this machine's device (a few Adam steps after a warm-up)."""
+    import numpy as np
     import torch
 
     from . import models, training
@@ -78,16 +79,14 @@ def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int =
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randint(0, 255, (batch_size, 1, image_size, image_size), dtype=torch.uint8)
-    target = torch.zeros(batch_size, 6, device=device)
+    layout = training.ChexpertLayout(["ones"] * 6)
+    images = np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size), dtype=np.uint8)
+    zeros = np.zeros((batch_size, 6), dtype=np.float32)
+    data = training.ImageSet(images, np.arange(batch_size), zeros, zeros + 1)
+    positions = np.arange(batch_size)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(training.to_model_input(x, device, device.type == "cuda", models.normalization(arch)))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training.train_step(model, layout, optimizer, data.batch(positions), device, models.normalization(arch))
 
     step()
     if device.type == "cuda":

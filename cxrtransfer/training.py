@@ -203,6 +203,28 @@ def predict(model: torch.nn.Module, layout: OutputLayout, data: ImageSet, device
     return np.concatenate(outputs).astype(np.float64)
 
 
+# ---------------------------------------------------------------- one optimizer step
+def train_step(net: torch.nn.Module, layout: OutputLayout, optimizer: torch.optim.Optimizer,
+               batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device,
+               normalization: Normalization = IMAGENET_NORMALIZATION) -> float:
+    """One step on a batch from ImageSet.batch (uint8 images, targets, mask); returns the loss.
+
+    The one training step: fit() runs it, and the benchmarks and the device-hours estimate time it.
+    """
+    x, targets, mask = batch
+    x = to_model_input(x, device, device.type == "cuda", normalization)
+    targets, mask = targets.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = net(x)
+    loss = layout.loss(logits, targets, mask)
+    if not torch.isfinite(loss):
+        raise TrainingError(f"loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 # ---------------------------------------------------------------- the loop
 @dataclass
 class FitResult:
@@ -301,19 +323,11 @@ def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: Im
             while position + global_batch <= len(order) and step < total:
                 chunk = order[position:position + global_batch]
                 mine = chunk[dist.rank * config.batch_size:(dist.rank + 1) * config.batch_size]
-                x, targets, mask = train.batch(mine)
-                x = to_model_input(x, device, channels_last, normalization)
-                targets, mask = targets.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    logits = net(x)
-                loss = layout.loss(logits, targets, mask)
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"loss is {loss.item()} at {step} images (epoch {epoch + 1}); "
-                                        f"lower train.lr ({config.lr}) or check the inputs")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
+                try:
+                    losses.append(train_step(net, layout, optimizer, train.batch(mine), device, normalization))
+                except TrainingError as err:
+                    raise TrainingError(f"{err} at {step} images (epoch {epoch + 1}); "
+                                        f"lower train.lr ({config.lr}) or check the inputs") from None
                 position += global_batch
                 step += global_batch
                 images_timed += global_batch
