@@ -578,7 +578,8 @@ def truncation_differences(result: Bootstrap, models: pd.DataFrame) -> dict[str,
 
 def significantly_worse(difference: Mapping[str, Any], confidence: float) -> bool:
     """A paired difference that is a significant loss: diff < 0 and p < 1 - confidence."""
-    return difference["diff"] < 0 and difference["p"] < 1 - confidence
+    alpha = round(1.0 - confidence, 12)  # 1 - 0.95 is 0.05000000000000004 in floating point
+    return difference["diff"] < 0 and difference["p"] < alpha
 
 
 def truncation_efficiency(differences: Mapping[str, Mapping[str, Any]], models: pd.DataFrame,
