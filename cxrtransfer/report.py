@@ -204,6 +204,9 @@ def truncation_table(models: pd.DataFrame, bootstrap: Mapping[str, Any]) -> str:
     if efficiency.get("average_gain") is not None:
         gains.append(f"- Average parameter-efficiency gain: {efficiency['average_gain']:.2f}x "
                      f"(paper: {efficiency['paper_average_gain']:g}x; {efficiency['paper_statement']})")
+    if efficiency.get("one_block_average_gain") is not None:
+        gains.append(f"- Had every model kept k = 1 (the paper's statement read literally), the average gain of these "
+                     f"models would be {efficiency['one_block_average_gain']:.2f}x")
     return table + ("\n\n" + "\n".join(gains) if gains else "")
 
 

@@ -195,6 +195,7 @@ def test_truncation_keeps_the_largest_k_before_the_first_significant_loss():
     assert (e0["model"], e0["first_significantly_worse"]) == ("e0-k2", None) and e0["gain"] == pytest.approx(4.0)
     assert result["average_gain"] == pytest.approx((24 / 9 + 1 + 4) / 3)
     assert result["paper_average_gain"] == 3.25
+    assert result["one_block_average_gain"] == pytest.approx((24 / 9 + 7 / 5 + 4 / 3) / 3)
 
 
 # ---------------------------------------------------------------- cluster (patient) bootstrap
