@@ -276,6 +276,9 @@ def read_ensemble(folder: str | Path, tasks: Sequence[str]) -> tuple[pd.DataFram
     if models.empty:
         raise InputError("no models", paths["models"])
     check_probabilities(predictions, tasks, paths["test_predictions"])
+    if labels["patient"].isna().any():  # the bootstrap's resampling unit: every study needs its patient
+        i = int(np.flatnonzero(labels["patient"].isna().to_numpy())[0])
+        raise InputError("study without a patient", paths["test_labels"], row=i + 2, column="patient")
     studies = pd.Index(labels["study"])
     if studies.duplicated().any():
         raise InputError(f"study {studies[studies.duplicated()][0]!r} listed twice", paths["test_labels"], column="study")
@@ -313,6 +316,8 @@ def bootstrap_multiplicities(n_samples: int, replicates: int, seed: int,
         if len(clusters) != n_samples:
             raise ValueError(f"{len(clusters)} cluster labels for {n_samples} samples")
         codes, _ = pd.factorize(np.asarray(clusters), sort=False)
+        if (codes < 0).any():
+            raise ValueError("a sample without a cluster label")
     n_units = int(codes.max()) + 1
     rng = np.random.default_rng(seed)
     drawn = rng.integers(0, n_units, size=(replicates, n_units))
@@ -450,7 +455,7 @@ def untruncated(result: Bootstrap, models: pd.DataFrame) -> pd.DataFrame:
     return models[(models["truncate"] == 0) & models["model"].isin(result.models)]
 
 
-def paper_key(init: str, baseline_init: str) -> str | None:
+def paper_key(init: str, baseline_init: str) -> str:
     """Which of the paper's columns an init stands beside: the baseline is 'without pretraining', every
     other init 'with pretraining' (the paper's is ImageNet; the report names the init)."""
     return "without_pretraining" if init == baseline_init else "with_pretraining"

@@ -340,6 +340,14 @@ def test_bootstrap_refuses_bad_ensemble(tmp_path):
         with pytest.raises(InputError, match=match):
             bootstrap_stage.main(bootstrap_argv(paths, out))
         assert not out["bootstrap"].exists() and not out["plot"].exists()
+    good.to_csv(file, index=False)
+    labels_file = out["ensemble"] / "test_labels.csv"
+    labels = pd.read_csv(labels_file, dtype=str)
+    labels.loc[4, "patient"] = np.nan  # the resampling unit must be known for every study
+    labels.to_csv(labels_file, index=False)
+    with pytest.raises(InputError, match="row 6, column 'patient'"):
+        bootstrap_stage.main(bootstrap_argv(paths, out))
+    assert not out["bootstrap"].exists()
 
 
 def test_correlate_defaults_to_the_packaged_architecture_table(tmp_path, monkeypatch):
