@@ -59,14 +59,26 @@ def is_model_stage(name: str) -> bool:
     return "@" in name
 
 
-def stage_devices(param_values: Sequence[Mapping[str, Any]]) -> int:
-    """`devices` from a stage's params sections in dvc.yaml order (train, then overrides.<arch>): last wins."""
+def stage_devices(params: Sequence[tuple[str, Any]]) -> int:
+    """`devices` from a stage's params (key, value) in dvc.yaml order (train, then overrides.<arch>): last wins."""
     devices = 1
-    for values in param_values:
-        for value in values.values():
-            if isinstance(value, Mapping) and "devices" in value:
-                devices = int(value["devices"])
+    for _, value in params:
+        if isinstance(value, Mapping) and "devices" in value:
+            devices = int(value["devices"])
     return devices
+
+
+def declared_params(stage: Any) -> list[tuple[str, Any]]:
+    """A DVC stage's params dependencies as (dotted key, value), in the order dvc.yaml lists them."""
+    pairs = []
+    for dependency in stage.params:
+        values = dependency.read_params(flatten=False)
+        for key in dependency.params or []:
+            value: Any = values
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            pairs.append((key, value))
+    return pairs
 
 
 def read_pipeline(root: Path) -> Pipeline:
@@ -79,7 +91,7 @@ def read_pipeline(root: Path) -> Pipeline:
         names = {stage: stage.addressing for stage in graph.nodes}
         order = [names[s] for s in reversed(list(nx.topological_sort(graph)))]
         upstream = {names[s]: {names[d] for d in graph.successors(s)} for s in graph.nodes}
-        devices = {names[s]: stage_devices([p.read_params(flatten=False) for p in s.params])
+        devices = {names[s]: stage_devices(declared_params(s))
                    for s in graph.nodes if is_model_stage(names[s])}
     return Pipeline(order, upstream, devices)
 
@@ -138,7 +150,8 @@ def file_name(stage: str) -> str:
 def clone_script(workspace: Path, clone: Path, commit: str, cache: dict[str, str], dvc_commands: Sequence[str]) -> str:
     """Bash for one job: a persistent clone of `commit` on the shared cache, then `dvc_commands` in it."""
     q = shlex.quote
-    settings = "\n".join(f"dvc config --local cache.{k} {q(v)}" for k, v in cache.items())
+    # What `dvc config --local cache.<key> <value>` writes, without starting dvc once per key.
+    settings = "printf '%s\\n' '[cache]' " + " ".join(q(f"    {k} = {v}") for k, v in cache.items()) + " > .dvc/config.local"
     return f"""#!/bin/bash
 set -euo pipefail
 export OMP_NUM_THREADS=${{SLURM_CPUS_PER_TASK:-1}}
@@ -272,6 +285,9 @@ def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None =
         return not (related & changed) or clone_is_done(work_dir / "work" / file_name(stage), commit, stage)
 
     prepare, scheduled = plan(pipeline, done)
+    # The prepare job puts the plain stages into the run-cache; once it has done so for this commit, no need.
+    if PREPARE_JOB in queued or all(clone_is_done(work_dir / "work" / PREPARE_JOB, commit, s) for s in prepare):
+        prepare = []
     scheduled = [s for s in scheduled if s not in queued]
     cache = shared_cache_config(root, args.link_type)
     for folder in ("work", "logs", "jobs"):
@@ -285,21 +301,22 @@ def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None =
         log = work_dir / "logs" / f"{file_name(name)}-%j.log"
         command = sbatch_args(name, log, chdir, resources, gpus, cpus, after) + [str(path)]
         jobs[name] = "(dry run)" if args.dry_run else sbatch(command)
+        if args.dry_run:
+            print("  " + shlex.join(command))
         print(f"  {jobs[name]:>10}  {name}" + (f"  after {','.join(after)}" if after else ""))
 
     print(f"commit {commit[:12]}: {len(scheduled)} model stage job(s), "
           f"{sum(is_model_stage(s) for s in pipeline.order) - len(scheduled)} model stage(s) skipped "
           f"(up to date or already queued); cache {cache['dir']}")
-    if scheduled:
+    if prepare:
         clone = work_dir / "work" / PREPARE_JOB
         launch(PREPARE_JOB, clone_script(root, clone, commit, cache, [
             f"dvc checkout --quiet --with-deps {shlex.quote(s)} || true" for s in prepare] + [
-            "dvc repro " + " ".join(shlex.quote(s) for s in prepare)] if prepare else ["true"]),
-            work_dir, 0, resources.cpus_per_job, [])
+            "dvc repro " + " ".join(shlex.quote(s) for s in prepare)]), work_dir, 0, resources.cpus_per_job, [])
     for stage in scheduled:
         devices = pipeline.devices.get(stage, 1)  # train.devices > 1: one node, torchrun inside the job
-        after = [jobs[PREPARE_JOB]] + [jobs.get(u) or queued[u] for u in sorted(model_upstream(stage, pipeline.upstream))
-                                       if u in jobs or u in queued]
+        after = [jobs[n] if n in jobs else queued[n] for n in [PREPARE_JOB, *sorted(model_upstream(stage, pipeline.upstream))]
+                 if n in jobs or n in queued]
         clone = work_dir / "work" / file_name(stage)
         launch(stage, clone_script(root, clone, commit, cache, model_commands(stage)),
                work_dir, resources.gpus_per_job * devices, resources.cpus_per_job * devices,

@@ -53,7 +53,7 @@ def missing_slurm() -> str:
     return ""
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing_slurm()), reason=missing_slurm() or "-")]
+needs_slurm = pytest.mark.skipif(bool(missing_slurm()), reason=missing_slurm() or "-")
 
 
 def free_port() -> int:
@@ -148,7 +148,7 @@ def job_env(env: dict) -> dict:
                 GIT_COMMITTER_EMAIL="t@t", PYTHONPATH=str(REPO))
 
 
-def make_repo(path: Path, env: dict) -> Path:
+def make_repo(path: Path, env: dict, overrides: dict | None = None) -> Path:
     """A git + DVC repository holding the project's pipeline with the tiny params."""
     from cxrtransfer.lab import deep_merge
     path.mkdir(parents=True)
@@ -156,7 +156,7 @@ def make_repo(path: Path, env: dict) -> Path:
     for folder in ("stages", "cxrtransfer"):
         shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    params["overrides"].update(TINY_OVERRIDES)
+    params["overrides"].update(overrides or TINY_OVERRIDES)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (path / ".gitignore").write_text("/.state/\n/.slurm/\n__pycache__/\n")
     run(["git", "init", "-q", "-b", "main"], env, path)
@@ -184,9 +184,57 @@ def wait_for_jobs(jobs: list[str], env: dict, seconds: float = 600) -> dict[str,
         {j: job_state(j, env) for j in jobs}), seconds, f"jobs {jobs}", poll=2)
 
 
-def test_stage_plan_from_dvc(cluster, tmp_path):
+def test_plan_follows_any_stage_names():
+    """Model stages are DVC's matrix items whatever their group names; downstream of a scheduled stage runs too."""
+    pipeline = slurm.Pipeline(
+        order=["prep", "init_random@a", "init_imagenet@a", "fit@a-random", "fit@a-imagenet", "study"],
+        upstream={"prep": set(), "init_random@a": {"prep"}, "init_imagenet@a": {"prep"},
+                  "fit@a-random": {"init_random@a", "prep"}, "fit@a-imagenet": {"init_imagenet@a", "prep"},
+                  "study": {"fit@a-random", "fit@a-imagenet"}})
+    prepare, scheduled = slurm.plan(pipeline, done=lambda s: s != "init_random@a")
+    assert prepare == ["prep"] and scheduled == ["init_random@a", "fit@a-random"]
+    assert slurm.plan(pipeline, done=lambda s: True) == ([], [])
+    assert slurm.model_upstream("study", pipeline.upstream) == {"fit@a-random", "fit@a-imagenet"}
+
+
+def test_multi_gpu_stage_asks_for_its_devices(tmp_path, capsys):
+    """train.devices > 1 (here through overrides.<arch>) becomes one job holding that many GPUs."""
+    env = job_env(dict(os.environ))
+    repo = make_repo(tmp_path / "repo", env, overrides={"resnet18": {"seed": 0, "devices": 2}})
+    pipeline = slurm.read_pipeline(repo)
+    assert pipeline.devices["train@resnet18-random"] == 2 and pipeline.devices["train@mobilenet_v3-random"] == 1
+    assert pipeline.devices["init@resnet18-random"] == 1
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        from cxrtransfer import lab
+        lab.main(["slurm", "--dry-run", "--gpus-per-job", "1", "--cpus-per-job", "4", "--partition", "gpu",
+                  "--time", "2:00:00", "--mem", "16G"])
+    finally:
+        os.chdir(cwd)
+    commands = {line.split("--job-name=")[1].split()[0]: line for line in capsys.readouterr().out.splitlines()
+                if "sbatch" in line}
+    assert "--gpus=2" in commands["train@resnet18-random"] and "--cpus-per-task=8" in commands["train@resnet18-random"]
+    assert "--gpus=1" in commands["train@mobilenet_v3-random"] and "--partition=gpu" in commands["study"]
+    assert "--gpus" not in commands["study"] and "--time=2:00:00" in commands["init@resnet18-random"]
+    assert "--output=" + str(repo / ".slurm" / "logs" / "train@resnet18-random-%j.log") in commands["train@resnet18-random"]
+    assert "dvc repro train@resnet18-random" in (repo / ".slurm" / "jobs" / "train@resnet18-random.sh").read_text()
+
+
+def test_uncommitted_pipeline_changes_stop_the_submission(tmp_path):
+    env = job_env(dict(os.environ))
+    repo = make_repo(tmp_path / "repo", env)
+    with open(repo / "params.yaml", "a") as f:
+        f.write("# edited\n")
+    done = run([sys.executable, "-m", "cxrtransfer.lab", "slurm", "--dry-run"], env, repo, check=False)
+    assert done.returncode != 0 and "params.yaml" in done.stderr and "commit first" in done.stderr
+    assert not (repo / ".slurm" / "jobs").exists()
+
+
+@pytest.mark.slow
+def test_stage_plan_from_dvc(tmp_path):
     """Stages and their order come from DVC; model stages depend on their upstream model stages."""
-    repo = make_repo(tmp_path / "repo", job_env(cluster))
+    repo = make_repo(tmp_path / "repo", job_env(dict(os.environ)))
     pipeline = slurm.read_pipeline(repo)
     models = [s for s in pipeline.order if slurm.is_model_stage(s)]
     assert sorted(models) == ["init@mobilenet_v3-random", "init@resnet18-random", "train@mobilenet_v3-random",
@@ -197,6 +245,8 @@ def test_stage_plan_from_dvc(cluster, tmp_path):
     assert scheduled.index("init@resnet18-random") < scheduled.index("truncate@resnet18-1")
 
 
+@pytest.mark.slow
+@needs_slurm
 def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp_path):
     env = job_env(cluster)
     repo = make_repo(tmp_path / "repo", env)
