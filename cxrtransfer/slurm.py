@@ -25,6 +25,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -215,16 +216,28 @@ def run_text(args: Sequence[str], cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def queued_jobs(work_dir: Path) -> dict[str, str]:
-    """Pending or running jobs of this work dir (and the study job of this workspace), by name."""
+def queued_jobs(work_dir: Path, workspace: Path) -> dict[str, tuple[str, str]]:
+    """Pending or running jobs of this work dir, and the study job of this workspace: name -> (id, state)."""
     listed = run_text(["squeue", "--noheader", "--states=PENDING,RUNNING,CONFIGURING,COMPLETING",
-                       "--format=%i|%j|%Z"])
+                       "--format=%i|%j|%T|%Z"])
     jobs = {}
     for line in listed.splitlines():
-        job, name, chdir = line.strip().split("|", 2)
-        if Path(chdir).resolve().is_relative_to(work_dir.resolve()):
-            jobs[name] = job
+        job, name, state, chdir = line.strip().split("|", 3)
+        here = Path(chdir).resolve()
+        if here.is_relative_to(work_dir.resolve()) or (name == STUDY_JOB and here == workspace.resolve()):
+            jobs[name] = (job, state)
     return jobs
+
+
+def replace_study_job(queued: dict[str, tuple[str, str]]) -> None:
+    """A pending study job from an earlier submission gives way to the new one (which waits for all jobs)."""
+    if STUDY_JOB not in queued:
+        return
+    job, state = queued.pop(STUDY_JOB)
+    if state != "PENDING":
+        raise PipelineError(f"the study job {job} is {state} in this workspace: wait for it, then submit again")
+    run_text(["scancel", job])
+    print(f"cancelled the pending study job {job}: the new study job waits for every model job")
 
 
 def workspace_changes(root: Path) -> set[str]:
@@ -276,7 +289,10 @@ def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None =
     commit = check_clean(root)
     pipeline = read_pipeline(root)
     changed = workspace_changes(root)
-    queued = {} if args.dry_run else queued_jobs(work_dir)
+    queued_state = {} if args.dry_run else queued_jobs(work_dir, root)
+    if not args.dry_run:
+        replace_study_job(queued_state)
+    queued = {name: job for name, (job, _) in queued_state.items()}
 
     def done(stage: str) -> bool:
         if stage in queued:
@@ -345,8 +361,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--repo", default=".", help="the DVC workspace to submit (default: here)")
     s.add_argument("--work-dir", default=".slurm", help="clones, job scripts and logs (on the shared filesystem)")
-    s.add_argument("--partition", default="")
-    s.add_argument("--account", default="")
+    s.add_argument("--partition", default="", help="sbatch --partition of every job")
+    s.add_argument("--account", default="", help="sbatch --account of every job")
     s.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per model stage (x train.devices when > 1)")
     s.add_argument("--cpus-per-job", type=int, default=1, help="CPU cores per job (x train.devices when > 1)")
     s.add_argument("--mem", default="", help="memory per job, e.g. 32G")
@@ -362,7 +378,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cxrtransfer.slurm")
     add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["slurm", *(argv if argv is not None else __import__("sys").argv[1:])])
+    args = parser.parse_args(["slurm", *(argv if argv is not None else sys.argv[1:])])
     args.func(args)
 
 
