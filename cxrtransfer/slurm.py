@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from .errors import InputError, PipelineError
 
 PREPARE_JOB = "prepare"
 STUDY_JOB = "study"
+DRY_RUN = "(dry run)"
 
 
 @dataclass(frozen=True)
@@ -281,18 +281,37 @@ def shared_cache_config(root: Path, link_type: str) -> dict[str, str]:
     return settings
 
 
-def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None = None) -> dict[str, Any]:
-    root = Path(args.repo).resolve()
-    work_dir = (root / args.work_dir).resolve()
-    resources = Resources(args.partition, args.account, args.gpus_per_job, args.cpus_per_job, args.mem,
-                          args.time, tuple(args.sbatch_arg))
-    commit = check_clean(root)
-    pipeline = read_pipeline(root)
+@dataclass
+class Launcher:
+    """Writes a job's script to <work-dir>/jobs/<name>.sh and submits it (or, for a dry run, prints it)."""
+    work_dir: Path
+    resources: Resources
+    dry_run: bool
+    sbatch: Callable[[list[str]], str]
+    jobs: dict[str, str] = field(default_factory=dict)
+
+    def launch(self, name: str, script: str, chdir: Path, gpus: int, cpus: int, after: Sequence[str]) -> None:
+        path = self.work_dir / "jobs" / f"{file_name(name)}.sh"
+        path.write_text(script)
+        log = self.work_dir / "logs" / f"{file_name(name)}-%j.log"
+        after = [a for a in after if a != DRY_RUN]
+        command = sbatch_args(name, log, chdir, self.resources, gpus, cpus, after) + [str(path)]
+        if self.dry_run:
+            print("  " + shlex.join(command))
+        self.jobs[name] = DRY_RUN if self.dry_run else self.sbatch(command)
+        print(f"  {self.jobs[name]:>10}  {name}" + (f"  after {','.join(after)}" if after else ""))
+
+    def follow(self) -> None:
+        ids = ",".join(j for j in self.jobs.values() if j != DRY_RUN)
+        print(f"follow: squeue --jobs {ids} --format '%.10i %.32j %.10T %.10M %R'")
+        print(f"        sacct --jobs {ids} --format JobID,JobName%32,State,ExitCode,Elapsed  (needs slurmdbd)")
+        print(f"        scontrol show job <id>;  tail -f {self.work_dir / 'logs'}/<stage>-<id>.log")
+
+
+def choose_stages(pipeline: Pipeline, root: Path, work_dir: Path, commit: str,
+                  queued: Mapping[str, str]) -> tuple[list[str], list[str], set[str]]:
+    """(plain stages for a prepare job, model stages to submit, stages DVC reports changed in `root`)."""
     changed = workspace_changes(root)
-    queued_state = {} if args.dry_run else queued_jobs(work_dir, root)
-    if not args.dry_run:
-        replace_study_job(queued_state)
-    queued = {name: job for name, (job, _) in queued_state.items()}
 
     def done(stage: str) -> bool:
         if stage in queued:
@@ -304,52 +323,51 @@ def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None =
     # The prepare job puts the plain stages into the run-cache; once it has done so for this commit, no need.
     if PREPARE_JOB in queued or all(clone_is_done(work_dir / "work" / PREPARE_JOB, commit, s) for s in prepare):
         prepare = []
-    scheduled = [s for s in scheduled if s not in queued]
+    return prepare, [s for s in scheduled if s not in queued], changed
+
+
+def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None = None) -> dict[str, Any]:
+    root = Path(args.repo).resolve()
+    work_dir = (root / args.work_dir).resolve()
+    resources = Resources(args.partition, args.account, args.gpus_per_job, args.cpus_per_job, args.mem,
+                          args.time, tuple(args.sbatch_arg))
+    commit = check_clean(root)
+    pipeline = read_pipeline(root)
+    queued_state = {} if args.dry_run else queued_jobs(work_dir, root)
+    if not args.dry_run:
+        replace_study_job(queued_state)
+    queued = {name: job for name, (job, _) in queued_state.items()}
+    prepare, scheduled, changed = choose_stages(pipeline, root, work_dir, commit, queued)
     cache = shared_cache_config(root, args.link_type)
     for folder in ("work", "logs", "jobs"):
         (work_dir / folder).mkdir(parents=True, exist_ok=True)
-    sbatch = sbatch or (lambda a: run_text(a).strip().split(";")[0])
-    jobs: dict[str, str] = {}
-
-    def launch(name: str, script: str, chdir: Path, gpus: int, cpus: int, after: Sequence[str]) -> None:
-        path = work_dir / "jobs" / f"{file_name(name)}.sh"
-        path.write_text(script)
-        log = work_dir / "logs" / f"{file_name(name)}-%j.log"
-        command = sbatch_args(name, log, chdir, resources, gpus, cpus, after) + [str(path)]
-        jobs[name] = "(dry run)" if args.dry_run else sbatch(command)
-        if args.dry_run:
-            print("  " + shlex.join(command))
-        print(f"  {jobs[name]:>10}  {name}" + (f"  after {','.join(after)}" if after else ""))
-
-    print(f"commit {commit[:12]}: {len(scheduled)} model stage job(s), "
-          f"{sum(is_model_stage(s) for s in pipeline.order) - len(scheduled)} model stage(s) skipped "
-          f"(up to date or already queued); cache {cache['dir']}")
+    launcher = Launcher(work_dir, resources, args.dry_run, sbatch or (lambda a: run_text(a).strip().split(";")[0]))
+    jobs = launcher.jobs
+    models = [s for s in pipeline.order if is_model_stage(s)]
+    print(f"commit {commit[:12]}: {len(scheduled)} model stage job(s), {len(models) - len(scheduled)} model "
+          f"stage(s) skipped (up to date or already queued); cache {cache['dir']}")
     if prepare:
-        clone = work_dir / "work" / PREPARE_JOB
-        launch(PREPARE_JOB, clone_script(root, clone, commit, cache, [
-            f"dvc checkout --quiet --with-deps {shlex.quote(s)} || true" for s in prepare] + [
-            "dvc repro " + " ".join(shlex.quote(s) for s in prepare)]), work_dir, 0, resources.cpus_per_job, [])
+        commands = [f"dvc checkout --quiet --with-deps {shlex.quote(s)} || true" for s in prepare]
+        commands.append("dvc repro " + " ".join(shlex.quote(s) for s in prepare))
+        launcher.launch(PREPARE_JOB, clone_script(root, work_dir / "work" / PREPARE_JOB, commit, cache, commands),
+                        work_dir, 0, resources.cpus_per_job, [])
     for stage in scheduled:
         devices = pipeline.devices.get(stage, 1)  # train.devices > 1: one node, torchrun inside the job
-        after = [jobs[n] if n in jobs else queued[n] for n in [PREPARE_JOB, *sorted(model_upstream(stage, pipeline.upstream))]
-                 if n in jobs or n in queued]
-        clone = work_dir / "work" / file_name(stage)
-        launch(stage, clone_script(root, clone, commit, cache, model_commands(stage)),
-               work_dir, resources.gpus_per_job * devices, resources.cpus_per_job * devices,
-               [a for a in after if a != "(dry run)"])
-    waiting_on = [queued[s] for s in pipeline.order if is_model_stage(s) and s in queued]
+        upstream = [PREPARE_JOB, *sorted(model_upstream(stage, pipeline.upstream))]
+        after = [jobs[n] if n in jobs else queued[n] for n in upstream if n in jobs or n in queued]
+        script = clone_script(root, work_dir / "work" / file_name(stage), commit, cache, model_commands(stage))
+        launcher.launch(stage, script, work_dir, resources.gpus_per_job * devices, resources.cpus_per_job * devices,
+                        after)
+    waiting_on = [queued[s] for s in models if s in queued]
     if scheduled or waiting_on or changed:
-        launch(STUDY_JOB, study_script(root), root, 0, resources.cpus_per_job,
-               [jobs[s] for s in scheduled if jobs[s] != "(dry run)"] + waiting_on)
-    if not jobs:
-        print("nothing to submit: every stage is up to date")
+        launcher.launch(STUDY_JOB, study_script(root), root, 0, resources.cpus_per_job,
+                        [jobs[s] for s in scheduled] + waiting_on)
+    if jobs:
+        launcher.follow()
     else:
-        ids = ",".join(j for j in jobs.values() if j != "(dry run)")
-        print(f"follow: squeue --jobs {ids} --format '%.10i %.32j %.10T %.10M %R'")
-        print(f"        sacct --jobs {ids} --format JobID,JobName%32,State,ExitCode,Elapsed  (needs slurmdbd)")
-        print(f"        scontrol show job <id>;  tail -f {work_dir / 'logs'}/<stage>-<id>.log")
+        print("nothing to submit: every stage is up to date")
     result = {"commit": commit, "jobs": jobs, "model_jobs": scheduled, "prepare": prepare,
-              "skipped": [s for s in pipeline.order if is_model_stage(s) and s not in scheduled]}
+              "skipped": [s for s in models if s not in scheduled]}
     if args.json:
         (work_dir / "last-submission.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
