@@ -258,6 +258,12 @@ def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp
     assert set(first["model_jobs"]) == {"init@mobilenet_v3-random", "init@resnet18-random", CANCELLED,
                                         "train@resnet18-random", "truncate@resnet18-1"}
     assert job_state(jobs[CANCELLED], env)["JobName"] == CANCELLED
+    # Submitted again while the grid is queued: no stage twice; the new study job replaces the pending one.
+    again = submit(repo, env)
+    assert again["model_jobs"] == [] and list(again["jobs"]) == ["study"]
+    assert job_state(jobs["study"], env)["JobState"] == "CANCELLED"
+    waits_for = set(re.findall(r"afterok:(\d+)", job_state(again["jobs"]["study"], env)["Dependency"]))
+    assert jobs[CANCELLED] in waits_for and waits_for <= {jobs[s] for s in first["model_jobs"]}  # done ones drop out
     # Cancel the long train stage halfway: once it has saved a resume state in its clone.
     resume = repo / ".slurm" / "work" / CANCELLED / ".state" / "train" / "mobilenet_v3-random" / "resume.json"
 
@@ -270,9 +276,9 @@ def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp
 
     wait_for(saved_or_ended, 400, f"{resume}", poll=0.2)
     run(["scancel", jobs[CANCELLED]], env)
-    states = wait_for_jobs(list(jobs.values()), env)
+    states = wait_for_jobs([*jobs.values(), again["jobs"]["study"]], env)
     assert states[jobs[CANCELLED]]["JobState"] == "CANCELLED"
-    assert states[jobs["study"]]["JobState"] == "CANCELLED"  # --kill-on-invalid-dep: its dependency failed
+    assert states[again["jobs"]["study"]]["JobState"] == "CANCELLED"  # --kill-on-invalid-dep: its dependency failed
     assert all(states[jobs[s]]["JobState"] == "COMPLETED" for s in first["model_jobs"] if s != CANCELLED)
 
     # Resubmitted: only the cancelled stage trains again, from its saved state.
