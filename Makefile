@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # DVC stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test bench weights clean-state paper parallel
+.PHONY: install demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages
 
 install: $(STAMP)
 
@@ -51,3 +51,17 @@ paper: install
 WORKERS ?= 2
 parallel: install
 	python -m cxrtransfer.lab parallel --workers $(WORKERS) --gpus "$(GPUS)"
+
+# The model stages as SLURM jobs (one per stage) and the study as one job after them: README "SLURM".
+# Resources: SLURM_ARGS="--partition gpu --gpus-per-job 1 --cpus-per-job 8 --mem 32G --time 24:00:00".
+SLURM_ARGS ?=
+slurm: install
+	python -m cxrtransfer.lab slurm $(SLURM_ARGS)
+
+# Debian's SLURM and munge (as root), then the test that starts a single-node cluster and runs a tiny grid on it.
+slurm-packages:
+	command -v slurmctld >/dev/null || command -v /usr/sbin/slurmctld >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null)
+
+test-slurm: install slurm-packages
+	$(BIN)/python -m pytest -q -rs tests/test_slurm.py

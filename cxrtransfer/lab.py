@@ -215,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     q.add_argument("--threads", type=int, default=0, help="CPU threads per worker (default: cores / workers)")
     q.add_argument("--dvc", default="dvc")
     q.set_defaults(func=parallel)
+    from . import slurm  # `lab slurm`: the grid as SLURM jobs
+    slurm.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
 
