@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +37,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder for the curves")
     parser.add_argument("--state", type=Path, required=True,
                         help="resume state folder (outside DVC outputs, so the run-cache stays usable)")
+    parser.add_argument("--timing", type=Path, default=None,
+                        help="throughput and wall time JSON, not a DVC output (default: <state>.timing.json)")
     return parser.parse_args(argv)
 
 
@@ -80,8 +83,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     name = f"{args.arch}-{args.init}" + (f"-k{args.truncate}" if args.truncate else "")
     fingerprint = training.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
-    live = training.open_live(args.live, resume=(args.state / "resume.json").is_file())
+    # Rank 0 alone writes curves, checkpoints and outputs; a resumed fit() replays its saved curves.
+    live = training.open_live(args.live) if training.is_main_process() else None
     device = training.pick_device(str(config.get("device", "auto")))
+    started = time.perf_counter()
     print(f"train {name}: {len(train_set)} train / {len(valid_rows)} valid / {len(test_rows)} test images on {device}")
     result = training.fit(model, layout, train_set, valid_set, score, fit_config, args.state, fingerprint,
                           device=device, live=live, normalization=normalization)
@@ -113,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     best = result.history[int(np.argmax([h["score"] for h in result.history]))]
     write_json(args.metrics, {"params": description["params"], "best_step": best["step"],
                               "val_auc_mean": best["score"], "val_auc": {t: best.get(f"auc/{t}") for t in tasks},
-                              "kept_checkpoints": len(result.kept), "images_per_second": result.images_per_second})
+                              "kept_checkpoints": len(result.kept)})
+    training.write_timing(args.timing or training.timing_path(args.state), result, device, started)
     shutil.rmtree(args.state, ignore_errors=True)  # done: the outputs now hold everything
     print(f"train {name}: best validation AUC {best['score']:.4f} at {best['step']} images; "
           f"{len(result.kept)} checkpoints kept -> {args.out}")
