@@ -223,15 +223,32 @@ def sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
     return model
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """all_reduce(SUM) with its gradient: the sum's gradient is the sum of every process's gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 def _gloo_synced_forward(bn: torch.nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
     """SyncBatchNorm's arithmetic on CPU: mean and biased variance of the global batch for the output,
     unbiased variance into the running statistics; gradients flow through the (differentiable) all-reduce."""
     if not bn.training:
         return type(bn).forward(bn, x)
-    from torch.distributed.nn.functional import all_reduce
     channels, dims = x.shape[1], [0, *range(2, x.ndim)]
     count = x.new_full((1,), x.numel() / channels)
-    totals = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+    totals = _SumOverProcesses.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
     n = totals[-1]
     mean = totals[:channels] / n
     var = totals[channels:2 * channels] / n - mean * mean
@@ -400,9 +417,9 @@ def validate(t: Trainer, valid: ImageSet, score: Callable[[np.ndarray], tuple[fl
 def log_to_live(live: Any, record: dict[str, Any]) -> None:
     """One evaluation as a dvclive step (no timestamps: the curves are a function of the run)."""
     live.step = record["step"]
-    for key, value in record.items():
-        if key != "step" and isinstance(value, float) and math.isfinite(value):
-            live.log_metric(key, value)
+    for key in sorted(record):  # sorted: a record restored from the resume state has its keys sorted
+        if key != "step" and isinstance(record[key], float) and math.isfinite(record[key]):
+            live.log_metric(key, record[key])
     live.make_summary()
 
 

@@ -167,3 +167,12 @@ def test_top_k_keeper_copies_weights_and_breaks_ties_by_age(tmp_path):
     (tmp_path / ".step0000000050.safetensors.x.tmp").write_bytes(b"crash leftover")
     keeper.prune()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step0000000020.safetensors", "step0000000040.safetensors"]
+
+
+def test_checkpoint_bytes_do_not_depend_on_metadata_order():
+    """safetensors writes metadata in a per-process hash order; the project's writer sorts it."""
+    from cxrtransfer.weights import _sorted_metadata
+    header = b'{"__metadata__":{"step":"20","score":"0.5"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    data = len(header).to_bytes(8, "little") + header + b"\x00\x00\x80\x3f"
+    expected = header.replace(b'"step":"20","score":"0.5"', b'"score":"0.5","step":"20"')
+    assert _sorted_metadata(data) == len(header).to_bytes(8, "little") + expected + b"\x00\x00\x80\x3f"
