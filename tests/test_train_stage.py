@@ -59,6 +59,10 @@ def test_init_then_train_writes_every_output(prepared, arch):
     assert len(test) == 4 * len(kept) and test[TASKS].stack().between(0, 1).all()
     metrics = json.loads((prepared / f"{arch}.json").read_text())
     assert metrics["params"] == description["params"] > 0
+    # throughput and wall time differ run to run: beside the resume state, not in metrics or model.json
+    assert "images_per_second" not in metrics and "images_per_second" not in json.dumps(description)
+    timing = json.loads((prepared / "state" / f"{arch}.timing.json").read_text())
+    assert timing["images_per_second"] > 0 and timing["fit_seconds"] > 0 and timing["device"] == "cpu"
     assert (prepared / "live" / arch / "plots").is_dir()
     assert not (prepared / "state" / arch).exists()  # resume state is dropped once the outputs exist
 
