@@ -92,12 +92,12 @@ class ClassificationLayout:
         return torch.softmax(logits.float(), dim=1)
 
 
-# ---------------------------------------------------------------- batches straight from the RAM cache
+# ---------------------------------------------------------------- batches straight from the (memory-mapped) cache
 @dataclass
 class ImageSet:
     """Rows of the image cache with their targets and loss mask."""
 
-    images: np.ndarray          # (N_cache, S, S) uint8, shared by every split
+    images: np.ndarray          # (N_cache, S, S) uint8, memory-mapped, shared by every split
     rows: np.ndarray            # indices into `images`
     targets: np.ndarray         # (len(rows), T) float32
     mask: np.ndarray            # (len(rows), T) float32
