@@ -20,6 +20,7 @@ import pandas as pd
 
 from cxrtransfer import chexpert, images, models, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 
 
@@ -49,6 +50,16 @@ def run_config(params: dict, arch: str, source: Path) -> dict:
     return config
 
 
+def training_tasks(config: dict, tasks: list[str], source: Path) -> list[str]:
+    """train.tasks (default: data.tasks): the observations the model learns; it must include every
+    evaluated task (data.tasks), which keep their own head outputs."""
+    train_tasks = chexpert.validate_tasks(config.get("tasks") or tasks, f"{source}: train.tasks")
+    missing = [t for t in tasks if t not in train_tasks]
+    if missing:
+        raise InputError(f"train.tasks must include every task of data.tasks; missing {missing}", source)
+    return train_tasks
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
@@ -59,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     data = section(params, "data", args.params)
     tasks = chexpert.validate_tasks(data["tasks"], str(args.params))
-    policies = chexpert.task_policies(tasks, data["uncertainty"], str(args.params))
+    train_tasks = training_tasks(config, tasks, args.params)
+    policies = chexpert.task_policies(train_tasks, data["uncertainty"], str(args.params))
+    evaluated = [train_tasks.index(t) for t in tasks]  # columns of the evaluated tasks in the model's output
     selection = chexpert.validate_tasks(config.get("selection_tasks") or tasks, str(args.params))
     fit_config = training.fit_config(config)
 
@@ -74,12 +87,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     image_array, index = images.read_cache(args.cache)
     split = training.read_split(args.split, index)
-    train_set = training.chexpert_set(image_array, index, split == "train", tasks, policies,
+    train_set = training.chexpert_set(image_array, index, split == "train", train_tasks, policies,
                                       bool(data.get("blank_as_negative", True)))
     valid_rows = np.flatnonzero((split == "valid").to_numpy())
     test_rows = np.flatnonzero((split == "test").to_numpy())
     valid_set = training.eval_set(image_array, valid_rows, len(tasks))
-    score = training.study_auc_scorer(index.iloc[valid_rows], tasks, selection)
+    scorer = training.study_auc_scorer(index.iloc[valid_rows], tasks, selection)
+
+    def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
+        return scorer(probabilities[:, evaluated])
 
     name = f"{args.arch}-{args.init}" + (f"-k{args.truncate}" if args.truncate else "")
     fingerprint = training.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
@@ -96,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     test_set = training.eval_set(image_array, test_rows, len(tasks))
     description = {"arch": args.arch, "init": args.init, "family": spec.family, "truncate": args.truncate,
-                   "params": models.count_parameters(model), "tasks": tasks, "policies": policies,
-                   "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
+                   "params": models.count_parameters(model), "tasks": tasks, "train_tasks": train_tasks,
+                   "policies": policies, "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
                    "kept": [{"step": s, "score": v} for v, s in result.kept]}
     with atomic_dir(args.out) as tmp:
         prediction_frames = {"valid": [], "test": []}
@@ -107,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             state, _ = weights.load_safetensors(path)
             model.load_state_dict(state)
             for split_name, rows, subset in (("valid", valid_rows, valid_set), ("test", test_rows, test_set)):
-                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size, normalization)
+                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size,
+                                                 normalization)[:, evaluated]
                 frame = index.iloc[rows][["path", "patient", "study"]].reset_index(drop=True)
                 frame[tasks] = probabilities
                 frame.insert(0, "checkpoint", step)
