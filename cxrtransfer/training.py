@@ -402,8 +402,8 @@ def mean_train_loss(state: RunState, config: FitConfig) -> float:
     """The loss since the last evaluation (one host sync here); a non-finite loss stops the run."""
     value = float(state.loss_sum) / state.loss_steps if state.loss_steps else float("nan")
     if state.loss_steps and not math.isfinite(value):
-        raise TrainingError(f"loss is {value} in the {state.loss_steps * config.batch_size} images before "
-                            f"{state.step} (epoch {state.epoch + 1}); lower train.lr ({config.lr}) or check the inputs")
+        raise TrainingError(f"loss is {value} in the {state.loss_steps} steps before {state.step} images "
+                            f"(epoch {state.epoch + 1}); lower train.lr ({config.lr}) or check the inputs")
     state.loss_sum, state.loss_steps = 0.0, 0
     return value
 
@@ -451,10 +451,11 @@ def resume_or_start(t: Trainer, state_dir: Path, topk: checkpoints.TopK, fingerp
         state = RunState(saved["step"], saved["epoch"], saved["position"], saved["history"])
         topk.entries = [tuple(e) for e in saved["topk"]]
         log(f"resuming at {state.step} images (epoch {state.epoch + 1})")
-    topk.prune()  # checkpoints the saved state does not name (written after it, or by another run)
-    if live is not None and t.dist.is_main:
+    if t.dist.is_main:
+        topk.prune()  # checkpoints the saved state does not name (written after it, or by another run)
         for record in state.history:
-            log_to_live(live, record)
+            if live is not None:
+                log_to_live(live, record)
     return state
 
 

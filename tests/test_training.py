@@ -147,7 +147,7 @@ def test_nan_loss_is_a_clear_error(tmp_path):
         model.fc.bias.fill_(float("nan"))
     train, valid = learnable_set(32, 1), learnable_set(16, 2)
     # finiteness is checked at the evaluation (no per-step host sync): it names the images it covers
-    with pytest.raises(TrainingError, match=r"loss is nan in the 32 images before 32 \(epoch 1\)"):
+    with pytest.raises(TrainingError, match=r"loss is nan in the 4 steps before 32 images \(epoch 1\)"):
         training.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "nan", "f",
                      device=torch.device("cpu"), log=lambda _: None)
 
