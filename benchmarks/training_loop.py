@@ -112,6 +112,8 @@ def _project_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Posi
     for _ in range(steps):
         training.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
                             s.normalization)
+    if s.device.type == "cuda":
+        torch.cuda.synchronize()  # train_step does not wait for the GPU; the time must cover the work
     return time.perf_counter() - start
 
 
