@@ -1,8 +1,8 @@
 """Rows 1 and 5: the training step of `cxrtransfer.training.fit` against a bare loop, and batched inference.
 
-The project step calls the same public functions in the same order as fit()'s inner loop (ImageSet.batch
-from a uint8 cache, to_model_input, the model under fit's autocast rule, ChexpertLayout.loss, the
-finiteness check, zero_grad / backward / Adam step, loss.item()). The bare loop trains an identical copy
+The project step is fit()'s own `training.train_step` on batches from ImageSet.batch (a uint8 cache):
+to_model_input, the model under fit's autocast rule, ChexpertLayout.loss, zero_grad / backward / Adam
+step; the loss stays on the device (fit() checks it at each evaluation, not every step). The bare loop trains an identical copy
 of the model on float tensors normalized in memory once, with a plain BCE and the same optimizer and
 batch size. Both loops see the same shuffled positions; rounds alternate which loop goes first, and
 each loop's figure is its median round.
@@ -112,6 +112,8 @@ def _project_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Posi
     for _ in range(steps):
         training.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
                             s.normalization)
+    if s.device.type == "cuda":
+        torch.cuda.synchronize()  # train_step does not wait for the GPU; the time must cover the work
     return time.perf_counter() - start
 
 

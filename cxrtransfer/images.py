@@ -89,13 +89,17 @@ def write_cache(out_dir: str | os.PathLike, index: pd.DataFrame, image_root: str
     return out_dir
 
 
-def read_cache(cache_dir: str | os.PathLike, in_memory: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
-    """The cached images (loaded into RAM unless `in_memory` is False) and their index table."""
+def read_cache(cache_dir: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame]:
+    """The cached images, memory-mapped read-only, and their index table.
+
+    Memory-mapped: a process holds only the pages it reads, and workers or DDP ranks on one machine
+    share them through the page cache instead of each loading the whole cache (23 GB at 320 px).
+    """
     cache_dir = Path(cache_dir)
     for name in (IMAGES_FILE, INDEX_FILE):
         if not (cache_dir / name).is_file():
             raise InputError(f"missing {name}: run the preprocess stage first", cache_dir)
-    images = np.load(cache_dir / IMAGES_FILE, mmap_mode=None if in_memory else "r")
+    images = np.load(cache_dir / IMAGES_FILE, mmap_mode="r")
     index = pd.read_csv(cache_dir / INDEX_FILE, keep_default_na=True)
     if len(index) != len(images):
         raise InputError(f"index has {len(index)} rows but images.npy holds {len(images)} images", cache_dir)

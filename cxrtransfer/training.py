@@ -6,6 +6,7 @@ evaluate and offer a checkpoint to the top-k keeper every `eval_every_images` im
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -21,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import checkpoints
 from .auc import auroc
@@ -92,12 +92,12 @@ class ClassificationLayout:
         return torch.softmax(logits.float(), dim=1)
 
 
-# ---------------------------------------------------------------- batches straight from the RAM cache
+# ---------------------------------------------------------------- batches straight from the (memory-mapped) cache
 @dataclass
 class ImageSet:
     """Rows of the image cache with their targets and loss mask."""
 
-    images: np.ndarray          # (N_cache, S, S) uint8, shared by every split
+    images: np.ndarray          # (N_cache, S, S) uint8, memory-mapped, shared by every split
     rows: np.ndarray            # indices into `images`
     targets: np.ndarray         # (len(rows), T) float32
     mask: np.ndarray            # (len(rows), T) float32
@@ -118,8 +118,8 @@ IMAGENET_NORMALIZATION: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
 def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool,
                    normalization: Normalization = IMAGENET_NORMALIZATION) -> torch.Tensor:
     """uint8 grayscale (B,1,S,S) -> normalized float (B,3,S,S) on `device` (the weights' own mean/std)."""
-    if device.type == "cuda":
-        x = x.pin_memory()  # page-locked, so the copy below overlaps with compute
+    if device.type == "cuda" and x.device.type == "cpu":
+        x = x.pin_memory()  # page-locked, so the copy below does not block the host
     x = x.to(device, non_blocking=True).float().div_(255.0).expand(-1, 3, -1, -1)
     mean = torch.tensor(normalization[0], device=device, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(normalization[1], device=device, dtype=torch.float32).view(1, 3, 1, 1)
@@ -131,7 +131,7 @@ def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool,
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int = 3
-    batch_size: int = 16
+    batch_size: int = 16        # per process: the global batch is batch_size x devices
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
@@ -140,22 +140,48 @@ class FitConfig:
     seed: int = 0
     eval_batch_size: int = 128
     max_images: int = 0  # stop after this many training images (0: no limit)
+    sync_batchnorm: bool = True  # with devices > 1: BatchNorm statistics over the global batch
 
     def total_images(self, n_train: int) -> int:
         """Training images of the whole run: epochs x n_train, capped by max_images when set."""
         return min(self.max_images, self.epochs * n_train) if self.max_images else self.epochs * n_train
 
+    def next_evaluation(self, step: int) -> int:
+        """The first evaluation point (in images) after `step`."""
+        return (step // self.eval_every_images + 1) * self.eval_every_images
+
 
 def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: this process's GPU (LOCAL_RANK under torchrun), else the CPU. A CUDA device becomes current."""
     if name == "auto":
-        if torch.cuda.is_available():
-            local_rank = int(os.environ.get("LOCAL_RANK", 0))
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} requested but CUDA is not available")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {name!r} requested but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)  # else every rank creates its context on GPU 0
     return device
+
+
+@dataclass
+class Precision:
+    """Mixed precision of a device: bf16 autocast where the GPU has it, fp16 + GradScaler otherwise, fp32 on CPU."""
+
+    dtype: torch.dtype | None
+    scaler: Any = None  # torch.amp.GradScaler for fp16
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> "Precision":
+        if device.type != "cuda":
+            return cls(None)
+        if torch.cuda.is_bf16_supported():
+            return cls(torch.bfloat16)
+        return cls(torch.float16, torch.amp.GradScaler("cuda"))
+
+    def autocast(self, device: torch.device) -> Any:
+        return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
 
 @dataclass
@@ -185,6 +211,61 @@ class Distributed:
             dist.barrier()
 
 
+def sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """BatchNorm over the global batch: timm's SyncBatchNorm conversion on GPU (keeps BatchNormAct's
+    activation); on CPU, where torch's SyncBatchNorm refuses to run, an all-reduce of the batch moments."""
+    if device.type == "cuda":
+        from timm.layers import convert_sync_batchnorm
+        return convert_sync_batchnorm(model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.forward = functools.partial(_gloo_synced_forward, module)
+    return model
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """all_reduce(SUM) with its gradient: the sum's gradient is the sum of every process's gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def _gloo_synced_forward(bn: torch.nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """SyncBatchNorm's arithmetic on CPU: mean and biased variance of the global batch for the output,
+    unbiased variance into the running statistics; gradients flow through the (differentiable) all-reduce."""
+    if not bn.training:
+        return type(bn).forward(bn, x)
+    channels, dims = x.shape[1], [0, *range(2, x.ndim)]
+    count = x.new_full((1,), x.numel() / channels)
+    totals = _SumOverProcesses.apply(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+    n = totals[-1]
+    mean = totals[:channels] / n
+    var = totals[channels:2 * channels] / n - mean * mean
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        bn.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+        bn.running_var.mul_(1 - factor).add_(var.detach() * n / (n - 1), alpha=factor)
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
+    if bn.affine:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    if hasattr(bn, "act"):  # timm's BatchNormAct2d: norm, then drop and activation
+        y = bn.act(bn.drop(y))
+    return y
+
+
 # ---------------------------------------------------------------- inference
 @torch.inference_mode()
 def predict(model: torch.nn.Module, layout: OutputLayout, data: ImageSet, device: torch.device,
@@ -192,51 +273,211 @@ def predict(model: torch.nn.Module, layout: OutputLayout, data: ImageSet, device
     """Probabilities for every row of `data`, batched, without autograd."""
     was_training = model.training
     model.eval()
-    channels_last = device.type == "cuda"
+    precision = Precision.for_device(device)
     outputs = []
     for start in range(0, len(data), batch_size):
         x, _, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(to_model_input(x, device, channels_last, normalization))
+        with precision.autocast(device):
+            logits = model(to_model_input(x, device, device.type == "cuda", normalization))
         outputs.append(layout.probabilities(logits).cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs).astype(np.float64)
 
 
 # ---------------------------------------------------------------- one optimizer step
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def to_device(batch: Batch, device: torch.device, normalization: Normalization = IMAGENET_NORMALIZATION) -> Batch:
+    """A batch from ImageSet.batch as model input, targets and mask on `device` (copies do not block)."""
+    x, targets, mask = batch
+    if device.type == "cuda":
+        targets, mask = targets.pin_memory(), mask.pin_memory()
+    return (to_model_input(x, device, device.type == "cuda", normalization),
+            targets.to(device, non_blocking=True), mask.to(device, non_blocking=True))
+
+
+def prefetched(batches: Iterator[Batch], device: torch.device, normalization: Normalization) -> Iterator[Batch]:
+    """The batches on `device`, each one queued before the step on the previous one runs: the host prepares
+    batch n+1 while the GPU computes step n."""
+    upcoming = None
+    for batch in batches:
+        current, upcoming = upcoming, to_device(batch, device, normalization)
+        if current is not None:
+            yield current
+    if upcoming is not None:
+        yield upcoming
+
+
 def train_step(net: torch.nn.Module, layout: OutputLayout, optimizer: torch.optim.Optimizer,
-               batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], device: torch.device,
-               normalization: Normalization = IMAGENET_NORMALIZATION) -> float:
-    """One step on a batch from ImageSet.batch (uint8 images, targets, mask); returns the loss.
+               batch: Batch, device: torch.device, normalization: Normalization = IMAGENET_NORMALIZATION,
+               precision: Precision | None = None) -> torch.Tensor:
+    """One Adam step on a batch (from ImageSet.batch, or already on the device); returns the loss tensor,
+    detached and left on the device: reading it (.item()) would make the host wait for the GPU.
 
     The one training step: fit() runs it, and the benchmarks and the device-hours estimate time it.
     """
-    x, targets, mask = batch
-    x = to_model_input(x, device, device.type == "cuda", normalization)
-    targets, mask = targets.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    precision = precision or Precision.for_device(device)
+    x, targets, mask = to_device(batch, device, normalization) if batch[0].dtype == torch.uint8 else batch
+    with precision.autocast(device):
         logits = net(x)
     loss = layout.loss(logits, targets, mask)
-    if not torch.isfinite(loss):
-        raise TrainingError(f"loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    if precision.scaler is not None:
+        precision.scaler.scale(loss).backward()
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
 
 
 # ---------------------------------------------------------------- the loop
 @dataclass
 class FitResult:
     kept: list[tuple[float, int]]       # (validation score, step in images), best first
-    history: list[dict[str, float]]     # one record per evaluation
-    images_per_second: float
+    history: list[dict[str, float]]     # one record per evaluation (deterministic numbers only)
+    images_per_second: float           # median over evaluation intervals (timing: not a metric)
     checkpoint_dir: Path
+
+
+@dataclass
+class RunState:
+    """Where a run stands; saved at every evaluation, restored on resume."""
+
+    step: int = 0        # training images seen (all processes)
+    epoch: int = 0
+    position: int = 0    # into the epoch's shuffle
+    history: list[dict[str, float]] = field(default_factory=list)
+    loss_sum: Any = 0.0  # summed on the device since the last evaluation (no per-step host sync)
+    loss_steps: int = 0
+
+
+@dataclass
+class Trainer:
+    """What every step needs: the model (and its DDP wrapper `net`), optimizer, data, device."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module
+    layout: OutputLayout
+    optimizer: torch.optim.Optimizer
+    precision: Precision
+    train: ImageSet
+    config: FitConfig
+    device: torch.device
+    dist: Distributed
+    normalization: Normalization
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The shuffle of epoch `epoch`: a pure function of (seed, epoch), so a resumed run sees the same order."""
     return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def epoch_batches(t: Trainer, state: RunState) -> Iterator[Batch]:
+    """This process's share of each global batch left in the current epoch (a short last batch is dropped)."""
+    order = epoch_order(len(t.train), t.config.seed, state.epoch)
+    size, world = t.config.batch_size, t.dist.world
+    for start in range(state.position, len(order) - size * world + 1, size * world):
+        yield t.train.batch(order[start + t.dist.rank * size:start + (t.dist.rank + 1) * size])
+
+
+def train_one_epoch(t: Trainer, state: RunState, stop_at: int) -> None:
+    """Train through the rest of the current epoch, or until `stop_at` images (an evaluation is due)."""
+    global_batch = t.config.batch_size * t.dist.world
+    t.model.train()
+    for batch in prefetched(epoch_batches(t, state), t.device, t.normalization):
+        state.loss_sum = state.loss_sum + train_step(t.net, t.layout, t.optimizer, batch, t.device,
+                                                     t.normalization, t.precision)
+        state.loss_steps += 1
+        state.step += global_batch
+        state.position += global_batch
+        if state.step >= stop_at:
+            return
+    state.epoch, state.position = state.epoch + 1, 0
+
+
+def mean_train_loss(state: RunState, config: FitConfig) -> float:
+    """The loss since the last evaluation (one host sync here); a non-finite loss stops the run."""
+    value = float(state.loss_sum) / state.loss_steps if state.loss_steps else float("nan")
+    if state.loss_steps and not math.isfinite(value):
+        raise TrainingError(f"loss is {value} in the {state.loss_steps} steps before {state.step} images "
+                            f"(epoch {state.epoch + 1}); lower train.lr ({config.lr}) or check the inputs")
+    state.loss_sum, state.loss_steps = 0.0, 0
+    return value
+
+
+def validate(t: Trainer, valid: ImageSet, score: Callable[[np.ndarray], tuple[float, dict[str, float]]]
+             ) -> tuple[float, dict[str, float]]:
+    """The selection score and metrics of the current weights on the validation set."""
+    return score(predict(t.model, t.layout, valid, t.device, t.config.eval_batch_size, t.normalization))
+
+
+def log_to_live(live: Any, record: dict[str, Any]) -> None:
+    """One evaluation as a dvclive step (no timestamps: the curves are a function of the run)."""
+    live.step = record["step"]
+    for key in sorted(record):  # sorted: a record restored from the resume state has its keys sorted
+        if key != "step" and isinstance(record[key], float) and math.isfinite(record[key]):
+            live.log_metric(key, record[key])
+    live.make_summary()
+
+
+def prepare(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, config: FitConfig,
+            device: torch.device, normalization: Normalization) -> Trainer:
+    """Model on the device (channels-last on GPU), Adam, mixed precision, DDP with synchronized BatchNorm."""
+    dist = Distributed.from_env(device)
+    model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
+        model.to(memory_format=torch.channels_last)
+    if dist.world > 1 and config.sync_batchnorm:
+        model = sync_batchnorm(model, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas,
+                                 weight_decay=config.weight_decay)
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Trainer(model, net, layout, optimizer, Precision.for_device(device), train, config, device, dist,
+                   normalization)
+
+
+def resume_or_start(t: Trainer, state_dir: Path, topk: checkpoints.TopK, fingerprint: str,
+                    live: Any, log: Callable[[str], None]) -> RunState:
+    """The saved state of this run (same fingerprint) if any, with its curves replayed into dvclive."""
+    saved = checkpoints.load_resume_state(state_dir, t.model, t.optimizer, fingerprint, t.precision.scaler)
+    state = RunState()
+    if saved:
+        state = RunState(saved["step"], saved["epoch"], saved["position"], saved["history"])
+        topk.entries = [tuple(e) for e in saved["topk"]]
+        log(f"resuming at {state.step} images (epoch {state.epoch + 1})")
+    if t.dist.is_main:
+        topk.prune()  # checkpoints the saved state does not name (written after it, or by another run)
+        for record in state.history:
+            if live is not None:
+                log_to_live(live, record)
+    return state
+
+
+def evaluate_and_save(t: Trainer, state: RunState, valid: ImageSet, score: Callable, topk: checkpoints.TopK,
+                      state_dir: Path, fingerprint: str, live: Any, log: Callable[[str], None],
+                      images_per_second: float) -> None:
+    """Rank 0: validate, offer the checkpoint, log, save the resume state; then every rank goes on."""
+    train_loss = mean_train_loss(state, t.config)
+    if t.dist.is_main:
+        value, metrics = validate(t, valid, score)
+        record = {"step": state.step, "score": value, "train_loss": train_loss, **metrics}
+        state.history.append(record)
+        kept = topk.offer(state.step, value, t.model.state_dict())
+        log(f"  {state.step:>9} images  val {value:.4f}  loss {train_loss:.4f}  "
+            f"{images_per_second:,.0f} img/s{'  kept' if kept else ''}")
+        if live is not None:
+            log_to_live(live, record)
+        checkpoints.save_resume_state(state_dir, t.model, t.optimizer, {
+            "fingerprint": fingerprint, "step": state.step, "epoch": state.epoch, "position": state.position,
+            "history": state.history, "topk": topk.kept()}, t.precision.scaler)
+        topk.prune()  # only now: the state just saved no longer names what the offer pushed out
+    t.dist.barrier()
 
 
 def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: ImageSet,
@@ -248,101 +489,34 @@ def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: Im
 
     `score(valid_probabilities) -> (selection score, metrics)` ranks checkpoints. All working files
     (checkpoints, resume state) live in `state_dir`, outside the stage's declared outputs, so an
-    interrupted run resumes there and DVC's run-cache stays usable.
+    interrupted run (even by kill -9) resumes there and DVC's run-cache stays usable.
     """
     device = device or pick_device()
-    dist = Distributed.from_env(device)
     torch.manual_seed(config.seed)  # dropout / drop-path draws; the shuffle has its own generator
-    model.to(device)
-    channels_last = device.type == "cuda"
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas,
-                                 weight_decay=config.weight_decay)
+    t = prepare(model, layout, train, config, device, normalization)
     topk = checkpoints.TopK(state_dir / "checkpoints", config.top_k)
-    step, epoch, position, history = 0, 0, 0, []
-    resumed = checkpoints.load_resume_state(state_dir, model, optimizer, fingerprint)
-    if resumed:
-        step, epoch, position = resumed["step"], resumed["epoch"], resumed["position"]
-        history = resumed["history"]
-        topk.entries = [tuple(e) for e in resumed["topk"]]
-        log(f"resuming at {step} images (epoch {epoch + 1})")
-    elif state_dir.exists():
-        for stale in state_dir.glob("checkpoints/*.safetensors"):
-            stale.unlink()
-    net = model
-    if dist.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    total = config.total_images(len(train))
-    global_batch = config.batch_size * dist.world
-    next_eval = (step // config.eval_every_images + 1) * config.eval_every_images
-    started, images_timed = time.perf_counter(), 0
-
-    last_evaluated = history[-1]["step"] if history else -1
+    state = resume_or_start(t, state_dir, topk, fingerprint, live, log)
+    total, rates = config.total_images(len(train)), []
+    last_evaluated = state.history[-1]["step"] if state.history else -1
+    clock = (time.perf_counter(), state.step)
 
     def evaluate() -> None:
-        nonlocal started, images_timed, last_evaluated
-        last_evaluated = step
-        rate = images_timed / max(time.perf_counter() - started, 1e-9)
-        if dist.is_main:
-            probabilities = predict(model, layout, valid, device, config.eval_batch_size, normalization)
-            value, metrics = score(probabilities)
-            record = {"step": step, "score": value, "train_loss": running_loss(), "images_per_second": rate, **metrics}
-            history.append(record)
-            kept = topk.offer(step, value, model.state_dict())
-            log(f"  {step:>9} images  val {value:.4f}  loss {record['train_loss']:.4f}  "
-                f"{rate:,.0f} img/s{'  kept' if kept else ''}")
-            if live is not None:
-                live.step = step
-                for key, val in record.items():
-                    if key != "step" and isinstance(val, float) and math.isfinite(val):
-                        live.log_metric(key, val)
-                live.make_summary()
-            checkpoints.save_resume_state(state_dir, model, optimizer, {
-                "fingerprint": fingerprint, "step": step, "epoch": epoch, "position": position,
-                "history": history, "topk": topk.kept()})
-        dist.barrier()
-        started, images_timed = time.perf_counter(), 0
+        nonlocal last_evaluated, clock
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # the rate covers finished work
+        rates.append((state.step - clock[1]) / max(time.perf_counter() - clock[0], 1e-9))
+        evaluate_and_save(t, state, valid, score, topk, state_dir, fingerprint, live, log, rates[-1])
+        last_evaluated, clock = state.step, (time.perf_counter(), state.step)
 
-    losses: list[float] = []
-
-    def running_loss() -> float:
-        value = float(np.mean(losses)) if losses else float("nan")
-        losses.clear()
-        return value
-
-    progress = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} img"),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        disable=not (dist.is_main and sys.stderr.isatty()), transient=True)
-    model.train()
-    with progress:
-        bar = progress.add_task("train", total=total, completed=step, rate="")
-        while step < total and epoch < config.epochs:
-            order = epoch_order(len(train), config.seed, epoch)
-            while position + global_batch <= len(order) and step < total:
-                chunk = order[position:position + global_batch]
-                mine = chunk[dist.rank * config.batch_size:(dist.rank + 1) * config.batch_size]
-                try:
-                    losses.append(train_step(net, layout, optimizer, train.batch(mine), device, normalization))
-                except TrainingError as err:
-                    raise TrainingError(f"{err} at {step} images (epoch {epoch + 1}); "
-                                        f"lower train.lr ({config.lr}) or check the inputs") from None
-                position += global_batch
-                step += global_batch
-                images_timed += global_batch
-                progress.update(bar, completed=step,
-                                rate=f"{images_timed / max(time.perf_counter() - started, 1e-9):,.0f} img/s")
-                if step >= next_eval:
-                    evaluate()
-                    next_eval += config.eval_every_images
-            if position + global_batch > len(order):
-                epoch, position = epoch + 1, 0
-        if last_evaluated != step:
-            evaluate()  # the final weights are always a candidate (on every rank: evaluate() has a barrier)
-    rates = [h["images_per_second"] for h in history if h["images_per_second"] > 0]
-    return FitResult(kept=topk.kept(), history=history, images_per_second=float(np.median(rates)) if rates else 0.0,
-                     checkpoint_dir=topk.folder)
+    while state.step < total and state.epoch < config.epochs:
+        due = min(config.next_evaluation(state.step), total)
+        train_one_epoch(t, state, stop_at=due)
+        if state.step >= due:
+            evaluate()
+    if last_evaluated != state.step:  # the final weights are always a candidate (epochs ran out first)
+        evaluate()
+    return FitResult(kept=topk.kept(), history=state.history,
+                     images_per_second=float(np.median(rates)) if rates else 0.0, checkpoint_dir=topk.folder)
 
 
 def iter_checkpoints(result: FitResult) -> Iterator[tuple[int, float, Path]]:
@@ -429,10 +603,27 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def open_live(folder: Path, resume: bool) -> Any:
-    """dvclive that never writes dvc.yaml (many matrix stages run at once) and never saves an experiment."""
+def open_live(folder: Path) -> Any:
+    """dvclive that never writes dvc.yaml (many matrix stages run at once) and never saves an experiment.
+
+    Always a fresh folder (DVC deletes it before a rerun anyway): a resumed fit() replays the curves
+    saved in its resume state, so they continue where the interrupted run stopped.
+    """
     from dvclive import Live
-    return Live(str(folder), resume=resume, dvcyaml=False, save_dvc_exp=False)
+    return Live(str(folder), dvcyaml=False, save_dvc_exp=False)
+
+
+def timing_path(state_dir: Path) -> Path:
+    """Where a stage leaves its timing: beside its resume state, outside git and DVC."""
+    return state_dir.with_name(state_dir.name + ".timing.json")
+
+
+def write_timing(path: Path, result: FitResult, device: torch.device, started: float) -> None:
+    """Throughput and wall time: they differ run to run, so they stay out of DVC metrics and hashed outputs."""
+    from .fileio import write_json
+    write_json(path, {"images_per_second": result.images_per_second, "device": str(device),
+                      "fit_seconds": time.perf_counter() - started,
+                      "images": result.history[-1]["step"] if result.history else 0}, digits=3)
 
 
 def is_main_process() -> bool:

@@ -8,6 +8,7 @@ nothing is downloaded unless ``CXR_ALLOW_DOWNLOAD=1``.  Any ``torch.load`` uses
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -57,7 +58,21 @@ def save_safetensors(path: str | os.PathLike, state_dict: Mapping[str, torch.Ten
         # clone: never alias the live model (or two keys sharing storage) in what we write
         tensors[key] = value.detach().to("cpu").clone().contiguous()
     with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
+        tmp.write_bytes(_sorted_metadata(safetensors.torch.save(tensors, metadata=metadata)))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """The same file with its metadata keys sorted. safetensors (0.8) writes metadata from a Rust HashMap,
+    whose order changes from process to process: two keys gave two different files for the same weights."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    if len(header.get("__metadata__") or {}) < 2:
+        return data
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode().ljust(length)
+    if len(text) != length:  # never expected: same JSON, another key order
+        return data
+    return data[:8] + text + data[8 + length:]
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

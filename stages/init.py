@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="body weights (safetensors)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON (pretraining figures)")
     parser.add_argument("--state", type=Path, required=True, help="resume state folder (indomain)")
+    parser.add_argument("--timing", type=Path, default=None,
+                        help="throughput and wall time JSON, not a DVC output (default: <state>.timing.json)")
     return parser.parse_args(argv)
 
 
@@ -56,16 +59,16 @@ def pretrain_indomain(args: argparse.Namespace, config: dict) -> tuple[dict, dic
     model = training.seeded(fit_config.seed, models.build_model, args.arch, n_classes)
     fingerprint = training.fingerprint(vars(args), config, [args.source_cache / images.INDEX_FILE])
     print(f"pretrain {args.arch}: {len(train_rows)} train / {len(valid_rows)} valid source images, {n_classes} classes")
+    device, started = training.pick_device(str(config.get("device", "auto"))), time.perf_counter()
     result = training.fit(model, layout, train_set, valid_set, accuracy, fit_config, args.state, fingerprint,
-                          device=training.pick_device(str(config.get("device", "auto"))),
-                          normalization=models.normalization(args.arch))
+                          device=device, normalization=models.normalization(args.arch))
+    training.write_timing(args.timing or training.timing_path(args.state), result, device, started)
     best_score, best_step = result.kept[0]
     state, _ = weights.load_safetensors(result.checkpoint_dir / f"step{best_step:010d}.safetensors")
     model.load_state_dict(state)
     curve = [{"step": h["step"], "valid_accuracy": h["score"], "train_loss": h["train_loss"]} for h in result.history]
     metrics = {"curve": curve, "source_classes": n_classes, "source_images": len(index), "best_step": best_step,
-               "valid_accuracy": best_score, "chance_accuracy": float(np.bincount(valid_labels.astype(int)).max() / len(valid_labels)),
-               "images_per_second": result.images_per_second}
+               "valid_accuracy": best_score, "chance_accuracy": float(np.bincount(valid_labels.astype(int)).max() / len(valid_labels))}
     return models.body_state_dict(model), metrics
 
 

@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from cxrtransfer import chexpert, images, models, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 
 
@@ -36,6 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder for the curves")
     parser.add_argument("--state", type=Path, required=True,
                         help="resume state folder (outside DVC outputs, so the run-cache stays usable)")
+    parser.add_argument("--timing", type=Path, default=None,
+                        help="throughput and wall time JSON, not a DVC output (default: <state>.timing.json)")
     return parser.parse_args(argv)
 
 
@@ -44,6 +48,16 @@ def run_config(params: dict, arch: str, source: Path) -> dict:
     config = dict(section(params, "train", source))
     config.update(params.get("overrides", {}).get(arch) or {})
     return config
+
+
+def training_tasks(config: dict, tasks: list[str], source: Path) -> list[str]:
+    """train.tasks (default: data.tasks): the observations the model learns; it must include every
+    evaluated task (data.tasks), which keep their own head outputs."""
+    train_tasks = chexpert.validate_tasks(config.get("tasks") or tasks, f"{source}: train.tasks")
+    missing = [t for t in tasks if t not in train_tasks]
+    if missing:
+        raise InputError(f"train.tasks must include every task of data.tasks; missing {missing}", source)
+    return train_tasks
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     data = section(params, "data", args.params)
     tasks = chexpert.validate_tasks(data["tasks"], str(args.params))
-    policies = chexpert.task_policies(tasks, data["uncertainty"], str(args.params))
+    train_tasks = training_tasks(config, tasks, args.params)
+    policies = chexpert.task_policies(train_tasks, data["uncertainty"], str(args.params))
+    evaluated = [train_tasks.index(t) for t in tasks]  # columns of the evaluated tasks in the model's output
     selection = chexpert.validate_tasks(config.get("selection_tasks") or tasks, str(args.params))
     fit_config = training.fit_config(config)
 
@@ -71,17 +87,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     image_array, index = images.read_cache(args.cache)
     split = training.read_split(args.split, index)
-    train_set = training.chexpert_set(image_array, index, split == "train", tasks, policies,
+    train_set = training.chexpert_set(image_array, index, split == "train", train_tasks, policies,
                                       bool(data.get("blank_as_negative", True)))
     valid_rows = np.flatnonzero((split == "valid").to_numpy())
     test_rows = np.flatnonzero((split == "test").to_numpy())
     valid_set = training.eval_set(image_array, valid_rows, len(tasks))
-    score = training.study_auc_scorer(index.iloc[valid_rows], tasks, selection)
+    scorer = training.study_auc_scorer(index.iloc[valid_rows], tasks, selection)
+
+    def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
+        return scorer(probabilities[:, evaluated])
 
     name = f"{args.arch}-{args.init}" + (f"-k{args.truncate}" if args.truncate else "")
     fingerprint = training.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
-    live = training.open_live(args.live, resume=(args.state / "resume.json").is_file())
+    # Rank 0 alone writes curves, checkpoints and outputs; a resumed fit() replays its saved curves.
+    live = training.open_live(args.live) if training.is_main_process() else None
     device = training.pick_device(str(config.get("device", "auto")))
+    started = time.perf_counter()
     print(f"train {name}: {len(train_set)} train / {len(valid_rows)} valid / {len(test_rows)} test images on {device}")
     result = training.fit(model, layout, train_set, valid_set, score, fit_config, args.state, fingerprint,
                           device=device, live=live, normalization=normalization)
@@ -91,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     test_set = training.eval_set(image_array, test_rows, len(tasks))
     description = {"arch": args.arch, "init": args.init, "family": spec.family, "truncate": args.truncate,
-                   "params": models.count_parameters(model), "tasks": tasks, "policies": policies,
-                   "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
+                   "params": models.count_parameters(model), "tasks": tasks, "train_tasks": train_tasks,
+                   "policies": policies, "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
                    "kept": [{"step": s, "score": v} for v, s in result.kept]}
     with atomic_dir(args.out) as tmp:
         prediction_frames = {"valid": [], "test": []}
@@ -102,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             state, _ = weights.load_safetensors(path)
             model.load_state_dict(state)
             for split_name, rows, subset in (("valid", valid_rows, valid_set), ("test", test_rows, test_set)):
-                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size, normalization)
+                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size,
+                                                 normalization)[:, evaluated]
                 frame = index.iloc[rows][["path", "patient", "study"]].reset_index(drop=True)
                 frame[tasks] = probabilities
                 frame.insert(0, "checkpoint", step)
@@ -113,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     best = result.history[int(np.argmax([h["score"] for h in result.history]))]
     write_json(args.metrics, {"params": description["params"], "best_step": best["step"],
                               "val_auc_mean": best["score"], "val_auc": {t: best.get(f"auc/{t}") for t in tasks},
-                              "kept_checkpoints": len(result.kept), "images_per_second": result.images_per_second})
+                              "kept_checkpoints": len(result.kept)})
+    training.write_timing(args.timing or training.timing_path(args.state), result, device, started)
     shutil.rmtree(args.state, ignore_errors=True)  # done: the outputs now hold everything
     print(f"train {name}: best validation AUC {best['score']:.4f} at {best['step']} images; "
           f"{len(result.kept)} checkpoints kept -> {args.out}")

@@ -1,4 +1,7 @@
-"""Run by test_ddp under torchrun (or alone): fit TinyNet and save the final weights from rank 0."""
+"""Run by test_ddp under torchrun (or alone): fit a small CNN and save the final weights from rank 0.
+
+Usage: ddp_worker.py OUT BATCH_SIZE [tiny|batchnorm]
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,24 @@ from cxrtransfer import training
 from test_training import TinyNet, accuracy_score, learnable_set
 
 
-def main(out: Path, batch_size: int) -> None:
+class BatchNormNet(torch.nn.Module):
+    """conv -> BatchNorm2d -> ReLU -> GAP -> linear: its output depends on the statistics of the whole batch.
+    The conv has no bias, as in every paper architecture: BatchNorm cancels it, its gradient is rounding
+    noise, and Adam would amplify that noise into steps that differ between 1 and 2 processes."""
+
+    def __init__(self, outputs: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4, outputs)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+def main(out: Path, batch_size: int, net: str) -> None:
     layout = training.ChexpertLayout(["ones", "multiclass"])
-    model = training.seeded(0, TinyNet, layout.width)
+    model = training.seeded(0, {"tiny": TinyNet, "batchnorm": BatchNormNet}[net], layout.width)
     train, valid = learnable_set(96, 1), learnable_set(48, 2)
     config = training.FitConfig(epochs=1, batch_size=batch_size, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
     result = training.fit(model, layout, train, valid, accuracy_score(valid), config, out / "state", "f",
@@ -25,4 +43,4 @@ def main(out: Path, batch_size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "tiny")

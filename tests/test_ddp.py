@@ -20,14 +20,31 @@ def launch(args: list[str], tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path):
+def single_and_ddp(tmp_path: Path, net: str) -> tuple[Path, Path]:
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    launch([str(HERE / "ddp_worker.py"), str(single), "16"], tmp_path)
+    launch([str(HERE / "ddp_worker.py"), str(single), "16", net], tmp_path)
     launch(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            str(HERE / "ddp_worker.py"), str(ddp), "8"], tmp_path)
+            str(HERE / "ddp_worker.py"), str(ddp), "8", net], tmp_path)
     # same evaluation cadence in images (a step counts both processes' images)
     assert (single / "steps.txt").read_text() == (ddp / "steps.txt").read_text() == "48 96"
+    return single, ddp
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(tmp_path):
+    single, ddp = single_and_ddp(tmp_path, "tiny")
     a, b = load_file(str(single / "final.safetensors")), load_file(str(ddp / "final.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_synchronized_batchnorm_matches_the_doubled_batch(tmp_path):
+    """With BatchNorm, 2 x 8 images equal 1 x 16 only if the statistics span both processes (SyncBatchNorm):
+    weights and running statistics alike."""
+    single, ddp = single_and_ddp(tmp_path, "batchnorm")
+    a, b = load_file(str(single / "final.safetensors")), load_file(str(ddp / "final.safetensors"))
+    assert {"bn.running_mean", "bn.running_var", "bn.weight"} <= set(a)
+    assert a["bn.num_batches_tracked"].item() == b["bn.num_batches_tracked"].item() == 6
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)

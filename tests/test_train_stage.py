@@ -59,6 +59,10 @@ def test_init_then_train_writes_every_output(prepared, arch):
     assert len(test) == 4 * len(kept) and test[TASKS].stack().between(0, 1).all()
     metrics = json.loads((prepared / f"{arch}.json").read_text())
     assert metrics["params"] == description["params"] > 0
+    # throughput and wall time differ run to run: beside the resume state, not in metrics or model.json
+    assert "images_per_second" not in metrics and "images_per_second" not in json.dumps(description)
+    timing = json.loads((prepared / "state" / f"{arch}.timing.json").read_text())
+    assert timing["images_per_second"] > 0 and timing["fit_seconds"] > 0 and timing["device"] == "cpu"
     assert (prepared / "live" / arch / "plots").is_dir()
     assert not (prepared / "state" / arch).exists()  # resume state is dropped once the outputs exist
 
@@ -77,3 +81,28 @@ def test_unknown_architecture_and_too_small_images(prepared):
         train_stage.main(train_args(prepared, "resnet19", prepared / "x.safetensors"))
     with pytest.raises(InputError, match="75"):
         train_stage.main(train_args(prepared, "inception_v3", prepared / "x.safetensors"))
+
+
+def test_train_tasks_are_learned_and_only_data_tasks_are_evaluated(prepared):
+    """train.tasks adds observations to the head (the reference code trains all 14); the outputs and the
+    checkpoint selection stay on data.tasks."""
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["train"]["tasks"] = ["Edema", *TASKS]
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    weights = prepared / "init.safetensors"
+    init_stage.main(["--params", str(prepared / "params.yaml"), "--arch", "resnet18", "--init", "random",
+                     "--out", str(weights), "--metrics", str(prepared / "init.json"), "--state", str(prepared / "s")])
+    train_stage.main(train_args(prepared, "resnet18", weights))
+    out = prepared / "models" / "resnet18"
+    description = json.loads((out / "model.json").read_text())
+    assert description["train_tasks"] == ["Edema", *TASKS] and description["tasks"] == TASKS
+    # Edema (ones: 1 logit) + Atelectasis (ones: 1) + Pneumonia (multiclass: 3 logits)
+    checkpoint = next((out / "checkpoints").iterdir())
+    from safetensors.torch import load_file
+    assert load_file(str(checkpoint))["fc.weight"].shape[0] == 5
+    assert list(pd.read_csv(out / "valid_predictions.csv").columns) == ["checkpoint", "path", "patient", "study", *TASKS]
+
+    params["train"]["tasks"] = ["Edema", "Atelectasis"]  # leaves out the evaluated Pneumonia
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(InputError, match=r"train.tasks must include every task of data.tasks; missing \['Pneumonia'\]"):
+        train_stage.main(train_args(prepared, "resnet18", weights))
