@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrtransfer import slurm
+from cxrtransfer import checkpoints, slurm
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
@@ -265,7 +265,7 @@ def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp
     waits_for = set(re.findall(r"afterok:(\d+)", job_state(again["jobs"]["study"], env)["Dependency"]))
     assert jobs[CANCELLED] in waits_for and waits_for <= {jobs[s] for s in first["model_jobs"]}  # done ones drop out
     # Cancel the long train stage halfway: once it has saved a resume state in its clone.
-    resume = repo / ".slurm" / "work" / CANCELLED / ".state" / "train" / "mobilenet_v3-random" / "resume.json"
+    resume = repo / ".slurm" / "work" / CANCELLED / ".state" / "train" / "mobilenet_v3-random" / checkpoints.STATE_FILE
 
     def saved_or_ended() -> bool:
         if resume.is_file():
