@@ -97,12 +97,11 @@ def test_experiment_on_one_architecture(built, tmp_path):
 
 
 def test_restricted_grid_reports_its_models_only_and_trains_nothing(built, tmp_path):
-    """mobilenet_v3's folders stay on disk; the study reads only what the params declare."""
+    """The study reads only what the params declare (folders of other models on disk: test_study_stages.py)."""
     clone = clone_of(built, tmp_path)
     done = sh(["dvc", "exp", "run", "-S", "architectures=[resnet18]", "-S", "truncation.architectures=[resnet18]"],
               clone)
     assert ran(done.stdout) and not any(s.startswith(MODEL_GROUPS) for s in ran(done.stdout))
-    assert (clone / "data" / "models" / "mobilenet_v3-random").is_dir()
     expected = {"resnet18-random", "resnet18-indomain", "resnet18-k1"}
     assert set(json.loads((clone / "metrics" / "ensemble.json").read_text())["models"]) == expected
     assert set(json.loads((clone / "metrics" / "bootstrap.json").read_text())["models"]) == expected
