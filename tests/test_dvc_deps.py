@@ -125,3 +125,16 @@ def test_train_groups_differ_only_in_their_init_list():
         assert {k: v for k, v in other.items() if k != "matrix"} == {k: v for k, v in first.items() if k != "matrix"}
     assert "data/init/${item.arch}-${item.init}.safetensors" in first["deps"]
     assert "data/source_cache" not in first["deps"] and "pretrain" not in first["params"]
+
+
+# Command-line options that name what a stage writes (or its private resume state); all others are inputs.
+OUTPUT_OPTIONS = {"--out", "--metrics", "--summary", "--live", "--state", "--plot", "--points", "--figures"}
+
+
+@pytest.mark.parametrize("name", sorted(DVC))
+def test_every_path_a_stage_is_given_to_read_is_a_dep(name):
+    stage = DVC[name]
+    tokens = stage["cmd"].split()
+    inputs = {value for option, value in zip(tokens, tokens[1:])
+              if option.startswith("--") and option not in OUTPUT_OPTIONS | {"--params"} and "/" in value}
+    assert inputs <= set(stage["deps"]), f"{name} reads undeclared {sorted(inputs - set(stage['deps']))}"
