@@ -1,6 +1,6 @@
 """Row 4: the incremental DVC pipeline, in a temporary git + DVC copy with the tiny params of the pipeline tests.
 
-Reuses tests/test_pipeline.py (make_repo, sh, ran): `dvc repro` once, then a no-op `dvc repro` and a
+Uses benchmarks/tiny_pipeline.py (as tests/test_pipeline.py does): `dvc repro` once, then a no-op `dvc repro` and a
 `dvc status` (each against the DVC CLI's own start-up, `dvc version`, as the plain baseline), then one
 architecture's `overrides.<arch>.seed` changes and `dvc repro` must rerun exactly that architecture's
 model stages and the study-level stages fed by their outputs.
@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .common import row, skipped
+from .tiny_pipeline import make_repo, ran, sh
 
 TIME_TARGET_S = 5.0
 STUDY_STAGES = ("ensemble", "bootstrap", "correlate", "report")
@@ -30,11 +31,11 @@ def skipped_rows(reason: str) -> list[dict[str, Any]]:
 
 
 def expected_reruns(params: dict[str, Any], arch: str) -> set[str]:
-    """The stages a seed change of `arch` must rerun: its train@ (and truncate@) stages, then the study stages."""
-    stages = {f"train@{arch}-{init}" for init in params["inits"]}
+    """The stages a seed change of `arch` must rerun: its train_<kind>@ (and truncate@) stages, then the study stages."""
+    stages = {f"train_{kind}@{arch}-{init}" for kind, names in params["inits"].items() for init in names}
     truncation = params.get("truncation") or {}
     if arch in truncation.get("architectures", []):
-        stages |= {f"truncate@{arch}-k{k}" for k in truncation.get("blocks", [])}
+        stages |= {f"truncate@{arch}-{k}" for k in truncation.get("blocks", [])}
     return stages | set(STUDY_STAGES)
 
 
@@ -55,10 +56,6 @@ def _seconds(args: list[str], repo: Path, sh, repeats: int) -> tuple[float, Any]
 
 
 def pipeline_rows(repeats: int = 2, log=print) -> list[dict[str, Any]]:
-    try:
-        from tests.test_pipeline import make_repo, ran, sh
-    except ImportError as err:  # pytest (test extra) or the tests folder is missing
-        return skipped_rows(f"cannot import tests.test_pipeline ({err}); run from the repository root")
     with tempfile.TemporaryDirectory(prefix="cxr-bench-dvc-") as tmp:
         repo = make_repo(Path(tmp) / "repo")
         start = time.perf_counter()

@@ -26,7 +26,9 @@ import yaml
 
 from .errors import InputError, PipelineError
 
-MODEL_STAGE_PREFIXES = ("init@", "train@", "truncate@")
+# dvc.yaml's model stage groups: init_<kind>@..., then train_<kind>@... and truncate@... (kinds: params `inits`).
+INIT_GROUP_PREFIX = "init_"
+TRAIN_GROUP_PREFIXES = ("train_", "truncate@")
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,12 +42,17 @@ def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str,
     return merged
 
 
+def init_names(params: Mapping[str, Any]) -> list[str]:
+    """Every initialization of the grid: params `inits` maps each kind to its list of names."""
+    return [name for names in params["inits"].values() for name in names]
+
+
 def grid_plan(params: Mapping[str, Any]) -> dict[str, int]:
     """Stages and trained models that params.yaml describes (matches dvc.yaml's matrices)."""
-    architectures, inits = list(params["architectures"]), list(params["inits"])
+    architectures, inits = list(params["architectures"]), init_names(params)
     truncation = params.get("truncation", {})
     truncated = len(truncation.get("architectures", [])) * len(truncation.get("blocks", []))
-    pretraining = len(architectures) if "indomain" in inits else 0
+    pretraining = len(architectures) * len(params["inits"].get("indomain", []))
     return {"init_stages": len(architectures) * len(inits), "pretraining_runs": pretraining,
             "train_stages": len(architectures) * len(inits), "truncate_stages": truncated,
             "trained_models": len(architectures) * len(inits) + truncated}
@@ -126,7 +133,7 @@ def paper(args: argparse.Namespace) -> None:
     print(f"  per run: {work['train']:,.0f} training images, {work['inference']:,.0f} inference images")
     if args.measure:
         truncated = set(merged["truncation"]["architectures"])
-        runs = {a: len(merged["inits"]) + (len(merged["truncation"]["blocks"]) if a in truncated else 0)
+        runs = {a: len(init_names(merged)) + (len(merged["truncation"]["blocks"]) if a in truncated else 0)
                 for a in merged["architectures"]}
         throughput = {a: measure_throughput(a, int(data["image_size"]), int(train["batch_size"]))
                       for a in merged["architectures"]}
@@ -147,8 +154,8 @@ def paper(args: argparse.Namespace) -> None:
 
 def model_stages(stage_names: Sequence[str]) -> tuple[list[str], list[str]]:
     """(init stages, train and truncate stages): each group's stages are independent of each other."""
-    inits = [s for s in stage_names if s.startswith("init@")]
-    trains = [s for s in stage_names if s.startswith(("train@", "truncate@"))]
+    inits = [s for s in stage_names if s.startswith(INIT_GROUP_PREFIX)]
+    trains = [s for s in stage_names if s.startswith(TRAIN_GROUP_PREFIXES)]
     return inits, trains
 
 

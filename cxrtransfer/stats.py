@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,34 +75,6 @@ BOOTSTRAP_UNITS = ("patient", "study")
 
 
 # ---------------------------------------------------------------- inputs: models, labels, ensembles
-
-def find_model_folders(roots: Iterable[str | Path]) -> list[Path]:
-    """Model folders under each root (a root may be a model folder itself).
-
-    A folder is a model folder if it holds model.json or test_predictions.csv; other subfolders
-    (e.g. pretrain/) are skipped. A missing root, or a root with no model folder, is an InputError.
-    """
-    found: list[Path] = []
-    for root in map(Path, roots):
-        if not root.is_dir():
-            raise InputError("model folder not found", root)
-        if _is_model_folder(root):
-            found.append(root)
-            continue
-        inside = sorted(p for p in root.iterdir() if p.is_dir() and _is_model_folder(p))
-        if not inside:
-            raise InputError(f"no model folders (with {MODEL_FILE} and {PREDICTIONS_FILE}) inside", root)
-        found.extend(inside)
-    names = [p.name for p in found]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InputError(f"model name(s) {repeated} appear in more than one folder", found[names.index(repeated[0])])
-    return found
-
-
-def _is_model_folder(path: Path) -> bool:
-    return (path / MODEL_FILE).is_file() or (path / PREDICTIONS_FILE).is_file()
-
 
 def read_model_description(folder: Path) -> dict[str, Any]:
     """model.json of a model folder: arch, init, family, truncate, params (checked)."""

@@ -1,7 +1,9 @@
 """Stage ensemble: each model's kept checkpoints averaged per image, then max over a study's views.
 
-Reads every model folder (model.json + test_predictions.csv) under the given folders, keeping only
-the architecture named by params `model` ("all" keeps every model). Writes, into --out:
+Reads the models that params declare, and nothing else on disk: <arch>-<init> for every architecture
+x init (`architectures`, `inits`) from --models, <arch>-k<k> for every truncated model (`truncation`)
+from --truncated; of these, only the architecture named by params `model` ("all" keeps every model).
+A declared model without its folder is an error naming it. Writes, into --out:
 test_predictions.csv (model, study, one column per task), test_labels.csv (study, patient, raw
 labels) and models.csv (model, arch, init, family, truncate, params, checkpoints, folder); and
 metrics/ensemble.json (per model: AUC per task, mean AUC, number of checkpoints).
@@ -26,13 +28,25 @@ from cxrtransfer.fileio import atomic_dir, write_json
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--models", type=Path, nargs="+", required=True,
-                        help="model folders, or folders holding model folders (e.g. data/models data/trunc)")
+    parser.add_argument("--models", type=Path, required=True, help="folder of the <arch>-<init> model folders")
+    parser.add_argument("--truncated", type=Path, required=True, help="folder of the <arch>-k<k> model folders")
     parser.add_argument("--index", type=Path, required=True, help="the cache's index table (labels)")
     parser.add_argument("--split", type=Path, required=True, help="the split table")
     parser.add_argument("--out", type=Path, required=True, help="folder for the ensembled predictions")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     return parser.parse_args(argv)
+
+
+def declared_models(params: dict, source: Path) -> list[tuple[str, str, str]]:
+    """(name, arch, "models" or "truncated") of every model the params declare, each group sorted by name."""
+    inits = section(params, "inits", source)
+    if not isinstance(inits, dict) or not all(isinstance(v, list) for v in inits.values()):
+        raise InputError(f"'inits' must map each kind of init to a list of names, not {inits!r}", source)
+    trained = sorted((f"{arch}-{init}", arch, "models") for arch in section(params, "architectures", source)
+                     for names in inits.values() for init in names)
+    truncated = sorted((f"{arch}-k{k}", arch, "truncated") for arch in section(params, "truncation.architectures", source)
+                       for k in section(params, "truncation.blocks", source))
+    return trained + truncated
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -41,23 +55,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     tasks = validate_tasks(section(params, "data.tasks", args.params), str(args.params))
     selected = str(section(params, "model", args.params))
 
+    declared = [m for m in declared_models(params, args.params) if selected in ("all", m[1])]
+    if not declared:
+        raise InputError(f"no declared model of architecture {selected!r} (params architectures, truncation)",
+                         args.params)
+    folders = [(args.models if group == "models" else args.truncated) / name for name, _, group in declared]
+    for (name, _, _), folder in zip(declared, folders):
+        if not folder.is_dir():
+            raise InputError(f"model {name} is declared by the params but its folder is missing "
+                             f"(run its stage, or `dvc pull` it)", folder)
+
     test = stats.read_test_split(args.split)
     labels = stats.study_labels(args.index, test, tasks)
     targets, weights = stats.label_arrays(labels, tasks)
     stats.check_both_classes(targets, weights, tasks, args.index)
 
     rows, frames = [], []
-    for folder in stats.find_model_folders(args.models):
+    for (name, arch, _), folder in zip(declared, folders):
         description = stats.read_model_description(folder)
-        if selected != "all" and description["arch"] != selected:
-            continue
+        if description["arch"] != arch:
+            raise InputError(f"holds a {description['arch']} model, not {arch}", folder / stats.MODEL_FILE)
         predictions = stats.read_predictions(folder, tasks)
         per_study, n_checkpoints = stats.study_predictions(predictions, test, tasks, folder / stats.PREDICTIONS_FILE)
-        per_study.insert(0, "model", folder.name)
+        per_study.insert(0, "model", name)
         frames.append(per_study.drop(columns="patient"))
-        rows.append({"model": folder.name, **description, "checkpoints": n_checkpoints, "folder": str(folder)})
-    if not rows:
-        raise InputError(f"no model of architecture {selected!r} in {[str(p) for p in args.models]}", args.params)
+        rows.append({"model": name, **description, "checkpoints": n_checkpoints, "folder": str(folder)})
     models = pd.DataFrame(rows, columns=list(stats.MODEL_COLUMNS) + ["folder"])
     predictions = pd.concat(frames, ignore_index=True)
 

@@ -1,11 +1,12 @@
-"""Stage init@<arch>-<init>: the starting body weights of one architecture, as safetensors.
+"""Stages init_<kind>@<arch>-<init>: the starting body weights of one architecture, as safetensors.
 
-- random: the seeded default initialization of timm
-- imagenet: timm's pinned ImageNet weights, resolved offline-first (see cxrtransfer.weights)
-- indomain: in-domain pretraining (RadImageNet-style) on the source dataset with the training loop of
-  the train stage, then the body of the best checkpoint
-- any name listed under init.files: that backbone checkpoint (safetensors, or .pth/.pt loaded with
-  weights_only=True)
+Each kind reads only its own params and data (dvc.yaml declares exactly these):
+- random (init.seed): the seeded default initialization of timm
+- weights (init.weights_dir, init.files): "imagenet", timm's pinned ImageNet weights resolved
+  offline-first (see cxrtransfer.weights), or a name under init.files: that backbone checkpoint
+  inside init.weights_dir (safetensors, or .pth/.pt loaded with weights_only=True)
+- indomain (pretrain, the source cache): in-domain pretraining (RadImageNet-style) with the training
+  loop of the train stage, then the body of the best checkpoint
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="preprocessed source dataset (indomain only)")
     parser.add_argument("--out", type=Path, required=True, help="body weights (safetensors)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON (pretraining figures)")
-    parser.add_argument("--state", type=Path, required=True, help="resume state folder (indomain)")
+    parser.add_argument("--state", type=Path, default=Path(".state/init"), help="resume state folder (indomain)")
     parser.add_argument("--timing", type=Path, default=None,
                         help="throughput and wall time JSON, not a DVC output (default: <state>.timing.json)")
     return parser.parse_args(argv)
@@ -72,25 +73,44 @@ def pretrain_indomain(args: argparse.Namespace, config: dict) -> tuple[dict, dic
     return models.body_state_dict(model), metrics
 
 
+def init_kind(init: str) -> str:
+    """The stage group of an init name (params `inits`): random, indomain, or weights (any other name)."""
+    return init if init in ("random", "indomain") else "weights"
+
+
+def file_weights(arch: str, init: str, params: dict, source: Path) -> dict:
+    """Body from the weights folder: "imagenet" or a name under init.files (a file inside the folder)."""
+    weights_dir = Path(section(params, "init.weights_dir", source))
+    files = section(params, "init", source).get("files") or {}
+    if init != "imagenet":
+        if init not in files:
+            raise InputError(f"unknown init {init!r}: use random, indomain, imagenet or a name under init.files "
+                             f"({sorted(files)})", source)
+        if weights_dir.resolve() not in Path(files[init]).resolve().parents:
+            raise InputError(f"init.files.{init} = {files[init]!r} is not inside init.weights_dir "
+                             f"({weights_dir}), which is what the stage depends on", source)
+    return weights.initial_body(arch, init, weights_dir=weights_dir,
+                                seed=int(section(params, "init.seed", source)), files=files)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
-    init_params = section(params, "init", args.params)
     models.architecture(args.arch)  # unknown names fail here, before any work
     metrics: dict = {"init": args.init}
-    if args.init == "indomain":
+    kind = init_kind(args.init)
+    if kind == "indomain":
         body, pretrain_metrics = pretrain_indomain(args, section(params, "pretrain", args.params))
         metrics.update(pretrain_metrics)
-    elif args.init in ("random", "imagenet") or args.init in (init_params.get("files") or {}):
-        body = weights.initial_body(args.arch, args.init, weights_dir=Path(init_params.get("weights_dir", "weights")),
-                                    seed=int(init_params.get("seed", 0)), files=init_params.get("files") or {})
+        shutil.rmtree(args.state, ignore_errors=True)
+    elif kind == "random":
+        body = weights.initial_body(args.arch, "random", weights_dir=None,
+                                    seed=int(section(params, "init.seed", args.params)))
     else:
-        raise InputError(f"unknown init {args.init!r}: use random, imagenet, indomain or a name under init.files",
-                         args.params)
+        body = file_weights(args.arch, args.init, params, args.params)
     weights.save_safetensors(args.out, body, {"arch": args.arch, "init": args.init})
     metrics["tensors"] = len(body)
     write_json(args.metrics, metrics)
-    shutil.rmtree(args.state, ignore_errors=True)
     print(f"init {args.arch}-{args.init}: {len(body)} body tensors -> {args.out}")
 
 

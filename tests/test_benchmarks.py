@@ -100,14 +100,22 @@ def test_inference_rows_check_predict_outputs(smoke):
 
 
 def test_expected_reruns_follow_dvc_yaml():
-    """The stages that read overrides.<arch> in dvc.yaml are the model stages the row expects to rerun."""
+    """The stages that read overrides.<arch> in dvc.yaml are the model stages the row expects to rerun,
+    named as DVC names them (`dvc stage list` on this repository's dvc.yaml and params.yaml)."""
+    import subprocess
+    import sys
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     per_arch = {name for name, stage in dvc["stages"].items() if "overrides.${item.arch}" in stage.get("params", [])}
-    assert per_arch == {"train", "truncate"}
-    params = {"architectures": ["resnet18", "mobilenet_v3"], "inits": ["random", "indomain"],
-              "truncation": {"architectures": ["resnet18"], "blocks": [1, 2]}}
-    assert pipeline.pick_architecture(params) == "mobilenet_v3"
-    assert pipeline.expected_reruns(params, "mobilenet_v3") == {
-        "train@mobilenet_v3-random", "train@mobilenet_v3-indomain", *pipeline.STUDY_STAGES}
-    assert pipeline.expected_reruns(params, "resnet18") >= {"truncate@resnet18-k1", "truncate@resnet18-k2"}
+    assert per_arch == {"train_random", "train_weights", "train_indomain", "truncate"}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    listed = set(subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=REPO, check=True,
+                                capture_output=True, text=True).stdout.split())
+    truncated = params["truncation"]["architectures"][0]
+    plain = pipeline.pick_architecture(params)
+    assert plain not in params["truncation"]["architectures"]
+    assert pipeline.expected_reruns(params, plain) == {
+        f"train_random@{plain}-random", f"train_indomain@{plain}-indomain", *pipeline.STUDY_STAGES}
+    with_truncation = pipeline.expected_reruns(params, truncated)
+    assert with_truncation <= listed
+    assert {s for s in listed if s.startswith(f"truncate@{truncated}-")} <= with_truncation
     assert set(pipeline.STUDY_STAGES) <= set(dvc["stages"])

@@ -25,6 +25,9 @@ def test_paper_grid_matches_the_study():
     plan = lab.grid_plan(params)
     assert plan["train_stages"] == 32 and plan["truncate_stages"] == 16 and plan["trained_models"] == 48
     assert plan["pretraining_runs"] == 0  # the paper's arms are random and imagenet
+    # CheXtransfer truncates DenseNet121, MNASNet, ResNet18 and EfficientNet-B0 by 1-4 blocks, from ImageNet
+    assert params["truncation"] == {"architectures": ["densenet121", "mnasnet", "resnet18", "efficientnet_b0"],
+                                    "blocks": [1, 2, 3, 4], "init": "imagenet"}
 
 
 def test_device_hours_add_up():
@@ -51,9 +54,25 @@ def test_paper_switch_prints_the_plan_and_writes_params(tmp_path, capsys):
               "--config", str(REPO / "configs" / "paper.yaml")])
     switched = yaml.safe_load(params.read_text())
     assert switched["data"]["root"] == str(tmp_path / "chexpert") and switched["data"]["image_size"] == 320
-    assert switched["inits"] == ["random", "imagenet"] and len(switched["architectures"]) == 16
+    assert lab.init_names(switched) == ["random", "imagenet"] and len(switched["architectures"]) == 16
 
 
 def test_model_stage_groups():
-    inits, trains = lab.model_stages(["split", "init@a-random", "train@a-random", "truncate@a-1", "ensemble"])
-    assert inits == ["init@a-random"] and trains == ["train@a-random", "truncate@a-1"]
+    names = ["split", "init_random@a-random", "init_indomain@a-indomain", "train_random@a-random",
+             "train_indomain@a-indomain", "truncate@a-1", "ensemble"]
+    inits, trains = lab.model_stages(names)
+    assert inits == ["init_random@a-random", "init_indomain@a-indomain"]
+    assert trains == ["train_random@a-random", "train_indomain@a-indomain", "truncate@a-1"]
+
+
+def test_grid_plan_counts_the_stages_dvc_expands():
+    """The plan against `dvc stage list` on this repository's dvc.yaml and params.yaml."""
+    import subprocess
+    import sys
+    listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.split()
+    plan = lab.grid_plan(yaml.safe_load((REPO / "params.yaml").read_text()))
+    inits, trains = lab.model_stages(listed)
+    assert len(inits) == plan["init_stages"]
+    assert len(trains) == plan["train_stages"] + plan["truncate_stages"]
+    assert len([s for s in listed if s.startswith("init_indomain@")]) == plan["pretraining_runs"]

@@ -1,76 +1,50 @@
 """The DVC pipeline end to end on a tiny configuration, in a temporary git + DVC repository.
 
 Checks what a lab relies on: a second `dvc repro` runs nothing; changing one architecture's params
-reruns that architecture's stages only; `dvc exp run -S model=<arch>` works; a fresh clone with the
-lab remote and run-cache trains nothing; two local workers build the grid without lock failures.
+reruns that architecture's stages only, and a pretraining param the in-domain inits only; `dvc exp run
+-S model=<arch>` and a restricted grid report the declared models only and train nothing; a fresh clone
+with the lab remote and run-cache trains nothing, with `--pull` and with `--pull --allow-missing`;
+two local workers build the grid without lock failures.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.tiny_pipeline import make_repo, ran, sh
+
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "model": "all",
-    "architectures": ["resnet18", "mobilenet_v3"],
-    "inits": ["random", "indomain"],
-    "synthetic": {"train_patients": 40, "valid_patients": 20, "test_patients": 30, "height": 40, "width": 48,
-                  "max_studies_per_patient": 2, "labels": "invented"},
-    "source": {"images_per_class": 6, "height": 40, "width": 48},
-    "data": {"image_size": 32},
-    "pretrain": {"data": {"image_size": 32}, "epochs": 1, "eval_every_images": 64, "batch_size": 16},
-    "train": {"epochs": 1, "eval_every_images": 64, "top_k": 2, "batch_size": 16},
-    "bootstrap": {"replicates": 50},
-    "truncation": {"architectures": ["resnet18"], "blocks": [1]},
-}
+MODEL_GROUPS = ("init_", "train_", "truncate@")
 
 
-def deep_merge(base: dict, overlay: dict) -> dict:
-    from cxrtransfer.lab import deep_merge as merge
-    return merge(base, overlay)
+def clone_of(repo: Path, where: Path, pull: bool = True) -> Path:
+    clone = where / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], where)
+    if pull:
+        sh(["dvc", "pull", "-q"], clone)
+    return clone
 
 
-def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done
-
-
-def ran(output: str) -> list[str]:
-    """Stages that DVC actually ran (not skipped, not restored from the run-cache)."""
-    return re.findall(r"Running stage '([^']+)'", output)
-
-
-def make_repo(path: Path) -> Path:
-    """A git + DVC repository holding the project's pipeline with the tiny params."""
-    path.mkdir(parents=True)
-    shutil.copy2(REPO / "dvc.yaml", path / "dvc.yaml")
-    for folder in ("stages", "cxrtransfer"):
-        shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (path / ".gitignore").write_text("/.state/\n__pycache__/\n")
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["dvc", "init", "-q"], path)
-    sh(["dvc", "config", "core.analytics", "false"], path)
-    sh(["git", "add", "-A"], path)
-    sh(["git", "commit", "-qm", "tiny pipeline"], path)
-    return path
+def stale_after(clone: Path, key: str, value) -> set[str]:
+    """Stages `dvc status` reports after setting params key (dotted) to value; params restored after."""
+    path = clone / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    *parents, last = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        return set(json.loads(sh(["dvc", "status", "--json"], clone).stdout or "{}"))
+    finally:
+        path.write_text(original)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +53,7 @@ def built(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pipeline")
     repo = make_repo(base / "repo")
     first = sh(["dvc", "repro"], repo)
-    assert "train@resnet18-indomain" in ran(first.stdout)
+    assert "train_indomain@resnet18-indomain" in ran(first.stdout)
     sh(["dvc", "remote", "add", "-d", "lab", str(base / "remote")], repo)
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "reproduced"], repo)
@@ -89,7 +63,8 @@ def built(tmp_path_factory) -> Path:
 
 def test_outputs_of_every_stage(built):
     metrics = json.loads((built / "metrics" / "bootstrap.json").read_text())
-    assert set(metrics["models"]) >= {"resnet18-random", "resnet18-indomain", "mobilenet_v3-random"}
+    assert set(metrics["models"]) == {"resnet18-random", "resnet18-indomain", "mobilenet_v3-random",
+                                      "mobilenet_v3-indomain", "resnet18-k1"}  # TINY's grid, nothing else
     assert (built / "reports" / "summary.md").is_file()
     model = json.loads((built / "data" / "models" / "resnet18-random" / "model.json").read_text())
     assert model["arch"] == "resnet18" and 1 <= len(model["kept"]) <= 2
@@ -101,47 +76,61 @@ def test_second_repro_runs_nothing(built):
     assert ran(again.stdout) == []
 
 
-def test_one_architecture_param_reruns_that_architecture_only(built, tmp_path):
-    clone = tmp_path / "clone"
-    sh(["git", "clone", "-q", str(built), str(clone)], tmp_path)
-    sh(["dvc", "pull", "-q"], clone)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["overrides"]["mobilenet_v3"]["seed"] = 1
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    status = sh(["dvc", "status", "--json"], clone)
-    changed = set(json.loads(status.stdout))
-    assert changed == {"train@mobilenet_v3-random", "train@mobilenet_v3-indomain"}
+def test_each_param_makes_only_the_stages_that_read_it_stale(built, tmp_path):
+    clone = clone_of(built, tmp_path)
+    assert stale_after(clone, "overrides.mobilenet_v3.seed", 1) == {
+        "train_random@mobilenet_v3-random", "train_indomain@mobilenet_v3-indomain"}
+    # in-domain pretraining settings: the in-domain inits only (then what follows them), never the random ones
+    assert stale_after(clone, "pretrain.lr", 5.0e-4) == {
+        "init_indomain@resnet18-indomain", "init_indomain@mobilenet_v3-indomain"}
+    assert stale_after(clone, "init.seed", 1) == {"init_random@resnet18-random", "init_random@mobilenet_v3-random"}
+    assert stale_after(clone, "bootstrap.replicates", 60) == {"bootstrap"}
 
 
 def test_experiment_on_one_architecture(built, tmp_path):
-    clone = tmp_path / "clone"
-    sh(["git", "clone", "-q", str(built), str(clone)], tmp_path)
-    sh(["dvc", "pull", "-q"], clone)
+    clone = clone_of(built, tmp_path)
     done = sh(["dvc", "exp", "run", "-S", "model=resnet18"], clone)
-    assert not any(s.startswith(("train@", "init@", "truncate@")) for s in ran(done.stdout))
+    assert not any(s.startswith(MODEL_GROUPS) for s in ran(done.stdout))
     metrics = json.loads((clone / "metrics" / "bootstrap.json").read_text())
     assert {m.split("-")[0] for m in metrics["models"]} == {"resnet18"}
     shown = sh(["dvc", "exp", "show", "--json"], clone)
     assert "model" in shown.stdout
 
 
+def test_restricted_grid_reports_its_models_only_and_trains_nothing(built, tmp_path):
+    """The study reads only what the params declare (folders of other models on disk: test_study_stages.py)."""
+    clone = clone_of(built, tmp_path)
+    done = sh(["dvc", "exp", "run", "-S", "architectures=[resnet18]", "-S", "truncation.architectures=[resnet18]"],
+              clone)
+    assert ran(done.stdout) and not any(s.startswith(MODEL_GROUPS) for s in ran(done.stdout))
+    expected = {"resnet18-random", "resnet18-indomain", "resnet18-k1"}
+    assert set(json.loads((clone / "metrics" / "ensemble.json").read_text())["models"]) == expected
+    assert set(json.loads((clone / "metrics" / "bootstrap.json").read_text())["models"]) == expected
+
+
 def test_fresh_clone_pulls_instead_of_training(built, tmp_path):
-    clone = tmp_path / "clone"
-    sh(["git", "clone", "-q", str(built), str(clone)], tmp_path)
+    clone = clone_of(built, tmp_path, pull=False)
     done = sh(["dvc", "repro", "--pull"], clone)
     assert ran(done.stdout) == []
     assert json.loads(sh(["dvc", "status", "--json"], clone).stdout or "{}") == {}
 
 
+def test_fresh_clone_checks_the_pipeline_without_downloading_models(built, tmp_path):
+    """`--allow-missing`: every stage is up to date by dvc.lock; the model folders are not fetched."""
+    clone = clone_of(built, tmp_path, pull=False)
+    done = sh(["dvc", "repro", "--pull", "--allow-missing"], clone)
+    assert ran(done.stdout) == []
+    assert not (clone / "data" / "models").exists() and not (clone / "data" / "trunc").exists()
+
+
 def test_fresh_clone_without_the_lock_file_restores_models_from_the_run_cache(built, tmp_path):
     """A colleague's results reach us through the remote run-cache alone (no dvc.lock entries)."""
-    clone = tmp_path / "clone"
-    sh(["git", "clone", "-q", str(built), str(clone)], tmp_path)
+    clone = clone_of(built, tmp_path, pull=False)
     (clone / "dvc.lock").unlink()
     done = sh(["dvc", "repro", "--pull"], clone)
-    model_stages = [s for s in ran(done.stdout) if s.startswith(("init@", "train@", "truncate@"))]
+    model_stages = [s for s in ran(done.stdout) if s.startswith(MODEL_GROUPS)]
     assert model_stages == []
-    assert "Stage 'train@resnet18-indomain' is cached - skipping run" in done.stdout
+    assert "Stage 'train_indomain@resnet18-indomain' is cached - skipping run" in done.stdout
     assert (clone / "data" / "models" / "resnet18-indomain" / "test_predictions.csv").is_file()
 
 

@@ -1,4 +1,4 @@
-"""The CheXpert data layer on the REAL CheXpert-v1.0-small train.csv that torchxrayvision ships (and NIH's CSV).
+"""The CheXpert data layer on the REAL CheXpert-v1.0-small train.csv that torchxrayvision ships.
 
 Every expected figure is counted here independently, with plain pandas string comparisons on the raw
 cells of the .csv.gz, never with cxrtransfer's own parsing.
@@ -183,53 +183,6 @@ def test_locating_the_file_does_not_import_torchxrayvision():
 
 def test_missing_package_gives_none_and_a_clear_error(monkeypatch):
     monkeypatch.setattr(realdata.importlib.util, "find_spec", lambda name: None)
-    assert realdata.real_chexpert_labels_path() is None and realdata.real_nih_labels_path() is None
+    assert realdata.real_chexpert_labels_path() is None
     with pytest.raises(InputError, match="torchxrayvision is not installed"):
         realdata.read_real_chexpert()
-
-
-NIH_PATH = realdata.real_nih_labels_path()
-needs_nih = pytest.mark.skipif(
-    NIH_PATH is None, reason="torchxrayvision (test extra) not installed: real NIH ChestX-ray14 labels unavailable")
-# NIH ChestX-ray14 as published: 112,120 frontal images of 30,805 patients.
-NIH_PUBLISHED = {"rows": 112_120, "patients": 30_805}
-
-
-@needs_nih
-def test_nih_labels_map_onto_chexpert_observations():
-    raw = pd.read_csv(NIH_PATH, dtype=str, keep_default_na=False)
-    table = realdata.read_nih_labels(NIH_PATH)
-    assert {"rows": len(table), "patients": table["patient"].nunique()} == NIH_PUBLISHED
-    assert raw["Patient ID"].nunique() == NIH_PUBLISHED["patients"]
-    assert table["path"].tolist() == ("images/" + raw["Image Index"]).tolist()
-    assert table["frontal"].all() and table["study"].is_unique
-    assert table["sex"].value_counts().to_dict() == {
-        "Male": int((raw["Patient Gender"] == "M").sum()), "Female": int((raw["Patient Gender"] == "F").sum())}
-    pairs = {"No Finding": "No Finding", "Effusion": "Pleural Effusion", "Atelectasis": "Atelectasis",
-             "Cardiomegaly": "Cardiomegaly", "Consolidation": "Consolidation", "Edema": "Edema",
-             "Pneumonia": "Pneumonia", "Pneumothorax": "Pneumothorax"}
-    for nih_name, observation in pairs.items():
-        # A finding is a whole '|'-separated name: 'Effusion' must not match inside another label.
-        present = raw["Finding Labels"].str.contains(rf"(?:^|\|){nih_name}(?:\||$)", regex=True)
-        values = table[observation].to_numpy()
-        assert int((values == 1.0).sum()) == int(present.sum()), observation
-        assert int((values == 0.0).sum()) == int((~present).sum()), observation
-    for observation in set(OBSERVATIONS) - set(pairs.values()):
-        assert table[observation].isna().all(), observation
-    split = make_split(table, "fractions", FRACTIONS, seed=0)
-    assert (split.groupby("patient")["split"].nunique() == 1).all()
-
-
-NIH_HEADER = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position\n"
-
-
-@pytest.mark.parametrize("row, column", [
-    ("00000002_000.png,Effusionn,0,2,81,M,PA", "Finding Labels"),
-    ("00000002_000.png,No Finding,0,2,81Y,M,PA", "Patient Age"),
-])
-def test_nih_bad_cell_names_row_and_column(tmp_path, row, column):
-    path = tmp_path / "Data_Entry_2017.csv"
-    path.write_text(NIH_HEADER + "00000001_000.png,Cardiomegaly|Effusion,0,1,57,M,PA\n" + row + "\n")
-    with pytest.raises(InputError) as err:
-        realdata.read_nih_labels(path)
-    assert "row 3" in str(err.value) and column in str(err.value)

@@ -29,7 +29,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sca
 TINY = {
     "model": "all",
     "architectures": ["resnet18", "mobilenet_v3"],
-    "inits": ["random"],
+    "inits": {"random": ["random"], "weights": [], "indomain": []},
     "synthetic": {"train_patients": 30, "valid_patients": 12, "test_patients": 16, "height": 36, "width": 40,
                   "max_studies_per_patient": 2, "labels": "invented"},
     "source": {"images_per_class": 4, "height": 36, "width": 40},
@@ -40,7 +40,7 @@ TINY = {
     "truncation": {"architectures": ["resnet18"], "blocks": [1], "init": "random"},
 }
 # The stage this test cancels halfway: more evaluations (each one saves the resume state), so there is a halfway.
-CANCELLED = "train@mobilenet_v3-random"
+CANCELLED = "train_random@mobilenet_v3-random"
 TINY_OVERRIDES = {"mobilenet_v3": {"seed": 0, "epochs": 3}}
 
 
@@ -202,8 +202,8 @@ def test_multi_gpu_stage_asks_for_its_devices(tmp_path, capsys):
     env = job_env(dict(os.environ))
     repo = make_repo(tmp_path / "repo", env, overrides={"resnet18": {"seed": 0, "devices": 2}})
     pipeline = slurm.read_pipeline(repo)
-    assert pipeline.devices["train@resnet18-random"] == 2 and pipeline.devices["train@mobilenet_v3-random"] == 1
-    assert pipeline.devices["init@resnet18-random"] == 1
+    assert pipeline.devices["train_random@resnet18-random"] == 2 and pipeline.devices["train_random@mobilenet_v3-random"] == 1
+    assert pipeline.devices["init_random@resnet18-random"] == 1
     cwd = os.getcwd()
     os.chdir(repo)
     try:
@@ -214,11 +214,11 @@ def test_multi_gpu_stage_asks_for_its_devices(tmp_path, capsys):
         os.chdir(cwd)
     commands = {line.split("--job-name=")[1].split()[0]: line for line in capsys.readouterr().out.splitlines()
                 if "sbatch" in line}
-    assert "--gpus=2" in commands["train@resnet18-random"] and "--cpus-per-task=8" in commands["train@resnet18-random"]
-    assert "--gpus=1" in commands["train@mobilenet_v3-random"] and "--partition=gpu" in commands["study"]
-    assert "--gpus" not in commands["study"] and "--time=2:00:00" in commands["init@resnet18-random"]
-    assert "--output=" + str(repo / ".slurm" / "logs" / "train@resnet18-random-%j.log") in commands["train@resnet18-random"]
-    assert "dvc repro train@resnet18-random" in (repo / ".slurm" / "jobs" / "train@resnet18-random.sh").read_text()
+    assert "--gpus=2" in commands["train_random@resnet18-random"] and "--cpus-per-task=8" in commands["train_random@resnet18-random"]
+    assert "--gpus=1" in commands["train_random@mobilenet_v3-random"] and "--partition=gpu" in commands["study"]
+    assert "--gpus" not in commands["study"] and "--time=2:00:00" in commands["init_random@resnet18-random"]
+    assert "--output=" + str(repo / ".slurm" / "logs" / "train_random@resnet18-random-%j.log") in commands["train_random@resnet18-random"]
+    assert "dvc repro train_random@resnet18-random" in (repo / ".slurm" / "jobs" / "train_random@resnet18-random.sh").read_text()
 
 
 def test_uncommitted_pipeline_changes_stop_the_submission(tmp_path):
@@ -237,12 +237,12 @@ def test_stage_plan_from_dvc(tmp_path):
     repo = make_repo(tmp_path / "repo", job_env(dict(os.environ)))
     pipeline = slurm.read_pipeline(repo)
     models = [s for s in pipeline.order if slurm.is_model_stage(s)]
-    assert sorted(models) == ["init@mobilenet_v3-random", "init@resnet18-random", "train@mobilenet_v3-random",
-                              "train@resnet18-random", "truncate@resnet18-1"]
-    assert slurm.model_upstream("train@resnet18-random", pipeline.upstream) == {"init@resnet18-random"}
+    assert sorted(models) == ["init_random@mobilenet_v3-random", "init_random@resnet18-random", "train_random@mobilenet_v3-random",
+                              "train_random@resnet18-random", "truncate@resnet18-1"]
+    assert slurm.model_upstream("train_random@resnet18-random", pipeline.upstream) == {"init_random@resnet18-random"}
     prepare, scheduled = slurm.plan(pipeline, done=lambda s: False)
     assert set(prepare) == {"synthesize", "synthesize_source", "preprocess", "preprocess_source", "split"}
-    assert scheduled.index("init@resnet18-random") < scheduled.index("truncate@resnet18-1")
+    assert scheduled.index("init_random@resnet18-random") < scheduled.index("truncate@resnet18-1")
 
 
 @pytest.mark.slow
@@ -255,8 +255,8 @@ def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp
 
     first = submit(repo, env)
     jobs = first["jobs"]
-    assert set(first["model_jobs"]) == {"init@mobilenet_v3-random", "init@resnet18-random", CANCELLED,
-                                        "train@resnet18-random", "truncate@resnet18-1"}
+    assert set(first["model_jobs"]) == {"init_random@mobilenet_v3-random", "init_random@resnet18-random", CANCELLED,
+                                        "train_random@resnet18-random", "truncate@resnet18-1"}
     assert job_state(jobs[CANCELLED], env)["JobName"] == CANCELLED
     # Submitted again while the grid is queued: no stage twice; the new study job replaces the pending one.
     again = submit(repo, env)
@@ -288,9 +288,9 @@ def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp
     assert {s["JobState"] for s in states.values()} == {"COMPLETED"}
     assert {s["ExitCode"] for s in states.values()} == {"0:0"}
     log = (repo / ".slurm" / "logs" / f"{CANCELLED}-{second['jobs'][CANCELLED]}.log").read_text()
-    assert "resuming at" in log and "Running stage 'train@mobilenet_v3-random'" in log
+    assert "resuming at" in log and "Running stage 'train_random@mobilenet_v3-random'" in log
     study_log = (repo / ".slurm" / "logs" / f"study-{second['jobs']['study']}.log").read_text()
-    assert "Running stage 'train@" not in study_log and "Running stage 'ensemble'" in study_log
+    assert "Running stage 'train_" not in study_log and "Running stage 'ensemble'" in study_log
 
     # A finished grid: nothing to schedule.
     third = submit(repo, env)

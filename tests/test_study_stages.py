@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -70,7 +71,9 @@ def build_fixture(root: Path, seed: int = 0, studies_per_patient: int = 1) -> di
     table[["path", "patient", "study", "split"]].to_csv(paths["split"], index=False)
     ARCHITECTURES.to_csv(paths["architectures"], index=False)
     paths["params"].write_text(yaml.safe_dump({
-        "model": "all", "data": {"tasks": TASKS},
+        "model": "all", "data": {"tasks": TASKS}, "architectures": ["r18", "r34", "d121"],
+        "inits": {"random": ["random"], "weights": ["imagenet"], "indomain": []},
+        "truncation": {"architectures": ["r34"], "blocks": [1]},
         "bootstrap": {"replicates": REPLICATES, "seed": 0, "confidence": 0.95, "baseline_init": "random",
                       "compare": [["r18-imagenet", "d121-imagenet"]]}}))
 
@@ -100,9 +103,9 @@ def outputs(root: Path) -> dict[str, Path]:
             "summary": root / "reports/summary.md", "figures": root / "reports/figures"}
 
 
-def ensemble_argv(paths: dict[str, Path], out: dict[str, Path], folders=None) -> list[str]:
-    folders = folders or [paths["models"], paths["trunc"]]
-    return ["--params", str(paths["params"]), "--models", *map(str, folders), "--index", str(paths["index"]),
+def ensemble_argv(paths: dict[str, Path], out: dict[str, Path]) -> list[str]:
+    return ["--params", str(paths["params"]), "--models", str(paths["models"]), "--truncated", str(paths["trunc"]),
+            "--index", str(paths["index"]),
             "--split", str(paths["split"]), "--out", str(out["ensemble"]), "--metrics", str(out["ensemble_metrics"])]
 
 
@@ -280,10 +283,23 @@ def test_ensemble_refuses_nan_prediction(tmp_path):
     _assert_refused(paths, out, match="row 7, column 'Edema'")
 
 
-def test_ensemble_refuses_missing_model_folder(tmp_path):
+def test_ensemble_refuses_missing_declared_model(tmp_path):
     paths, out = build_fixture(tmp_path), outputs(tmp_path)
-    _assert_refused(paths, out, ensemble_argv(paths, out, [paths["models"], tmp_path / "data/nowhere"]),
-                    match="nowhere")
+    shutil.rmtree(paths["trunc"] / "r34-k1")
+    _assert_refused(paths, out, match="model r34-k1 is declared by the params but its folder is missing")
+
+
+def test_ensemble_reads_declared_models_only(tmp_path):
+    """A model folder on disk that the params do not declare (an earlier grid) is not reported."""
+    paths, out = build_fixture(tmp_path), outputs(tmp_path)
+    shutil.copytree(paths["models"] / "r18-random", paths["models"] / "r50-random")
+    params = yaml.safe_load(paths["params"].read_text())
+    params["architectures"] = ["r18", "d121"]
+    params["inits"]["weights"] = []
+    paths["params"].write_text(yaml.safe_dump(params))
+    ensemble_stage.main(ensemble_argv(paths, out))
+    reported = json.loads(out["ensemble_metrics"].read_text())["models"]
+    assert sorted(reported) == ["d121-random", "r18-random", "r34-k1"]
 
 
 def test_ensemble_refuses_missing_predictions_file(tmp_path):
