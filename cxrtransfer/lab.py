@@ -187,7 +187,7 @@ def run_workers(stages: Sequence[str], workers: int, gpus: Sequence[str], dvc: S
 def parallel(args: argparse.Namespace) -> None:
     dvc = [args.dvc]
     gpus = [g for g in args.gpus.split(",") if g] if args.gpus else []
-    subprocess.run([*dvc, "repro", "split", "preprocess_source"], check=True)
+    subprocess.run([*dvc, "repro", "split", "normalization", "preprocess_source"], check=True)
     listed = subprocess.run([*dvc, "stage", "list", "--name-only"], check=True, capture_output=True, text=True)
     inits, trains = model_stages(listed.stdout.split())
     # CPU workers share the cores: one thread each unless told otherwise (GPU workers: data loading only).

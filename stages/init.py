@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cxrtransfer import images, models, training, weights
+from cxrtransfer import images, models, params as schema, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_json
@@ -72,6 +72,7 @@ def pretrain_indomain(args: argparse.Namespace, config: dict) -> tuple[dict, dic
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["init", "pretrain"] if args.init == "indomain" else ["init"], args.params)
     init_params = section(params, "init", args.params)
     models.architecture(args.arch)  # unknown names fail here, before any work
     metrics: dict = {"init": args.init}

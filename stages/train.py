@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from cxrtransfer import chexpert, images, models, training, weights
+from cxrtransfer import chexpert, images, models, normalization as input_norm, params as schema, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.fileio import atomic_dir, write_json
 
@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="model folder (checkpoints, predictions)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder for the curves")
+    parser.add_argument("--normalization", type=Path, default=None,
+                        help="the normalization stage's JSON (training-split mean/std; needed by init random)")
     parser.add_argument("--state", type=Path, required=True,
                         help="resume state folder (outside DVC outputs, so the run-cache stays usable)")
     return parser.parse_args(argv)
@@ -49,6 +51,7 @@ def run_config(params: dict, arch: str, source: Path) -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["data", "train"], args.params, arch=args.arch)
     config = run_config(params, args.arch, args.params)
     devices = int(config.get("devices", 1))
     if devices > 1 and "WORLD_SIZE" not in os.environ:
@@ -67,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = training.seeded(fit_config.seed, models.build_model, args.arch, layout.width, truncate_blocks=args.truncate)
     body, _ = weights.load_safetensors(args.init_weights)
     weights.load_body(model, body, source=args.init_weights)
-    normalization = models.normalization(args.arch)
+    normalization, normalization_source = input_norm.for_init(args.arch, args.init, args.normalization)
 
     image_array, index = images.read_cache(args.cache)
     split = training.read_split(args.split, index)
@@ -93,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     description = {"arch": args.arch, "init": args.init, "family": spec.family, "truncate": args.truncate,
                    "params": models.count_parameters(model), "tasks": tasks, "policies": policies,
                    "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
+                   "normalization": {"mean": list(normalization[0]), "std": list(normalization[1]),
+                                     "source": normalization_source},
                    "kept": [{"step": s, "score": v} for v, s in result.kept]}
     with atomic_dir(args.out) as tmp:
         prediction_frames = {"valid": [], "test": []}
