@@ -122,7 +122,10 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 def _check_scalar(name: str, value: Any, key: Key, kind: Any, source: Path) -> None:
     if not _is(value, kind):
-        raise InputError(f"{name} must be {_kind_name(kind)}, got {value!r}", source)
+        hint = ""
+        if kind == NUMBER and isinstance(value, str):
+            hint = " (YAML reads 1e-4 as a string: write 1.0e-4)"
+        raise InputError(f"{name} must be {_kind_name(kind)}, got {value!r}{hint}", source)
     if key.choices is not None and value not in key.choices:
         raise InputError(f"{name} must be one of {list(key.choices)}, got {value!r}"
                          f"{suggestion(str(value), [str(c) for c in key.choices])}", source)
