@@ -195,19 +195,19 @@ def paper_params(config_path: Path, data_root: Path) -> dict[str, Any]:
 
 def paper(args: argparse.Namespace) -> None:
     params_path, config_path = Path(args.params), Path(args.config)
-    merged = paper_params(config_path, args.data_root)
-    rows = settings_table(merged)
+    params = paper_params(config_path, args.data_root)
+    rows = settings_table(params)
     print(f"paper configuration from {config_path} (data root {args.data_root}):")
     print_table(rows)
     differs = [row[0] for row in rows if row[4] == "DIFFERS"]
     if differs and not args.allow_deviations:
         raise InputError(f"{differs} differ from the paper's values (--allow-deviations to run anyway)", config_path)
-    print_plan(merged, args.measure)
+    print_plan(params, args.measure)
     if args.dry_run:
         return
     header = f"# Written by `python -m cxrtransfer.lab paper` from {config_path} (data.root from --data-root).\n"
     with atomic_path(params_path) as tmp:
-        tmp.write_text(header + yaml.safe_dump(merged, sort_keys=False))
+        tmp.write_text(header + yaml.safe_dump(params, sort_keys=False))
     print(f"wrote {params_path} (replaced, nothing merged); `git diff {params_path}` shows the switch")
     if args.run:
         sys.exit(subprocess.call(["dvc", "repro"]))
