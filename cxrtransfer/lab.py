@@ -141,8 +141,16 @@ def count_images(label_csv: Path, frontal_only: bool) -> int:
     return int((frame["Frontal/Lateral"] == "Frontal").sum()) if frontal_only else len(frame)
 
 
+def init_names(params: Mapping[str, Any]) -> list[str]:
+    """Every initialization of the grid: params `inits` is a list of names or maps kinds to lists."""
+    inits = params["inits"]
+    return [n for names in inits.values() for n in names] if isinstance(inits, Mapping) else list(inits)
+
+
 def setting_value(params: Mapping[str, Any], setting: str) -> Any:
     """The effective value of a PAPER_SETTINGS row in `params`."""
+    if setting == "inits":
+        return init_names(params)
     if setting == "overrides":
         paper_keys = {s.split(".", 1)[1] for s, _, _ in PAPER_SETTINGS if s.startswith("train.")}
         changed = sorted(f"{arch}.{key}" for arch, entry in (params.get("overrides") or {}).items()

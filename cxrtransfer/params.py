@@ -74,12 +74,14 @@ SPLIT: dict[str, Key] = {
 INIT: dict[str, Key] = {"seed": INT, "weights_dir": Key(str), "files": Key(dict, items=str)}
 BOOTSTRAP: dict[str, Key] = {
     "replicates": POSITIVE, "seed": INT, "confidence": Key(NUMBER, above=0, below=1),
+    "unit": Key(str, choices=("patient", "study")),
     "baseline_init": Key(str), "compare": Key(list, items=list),
 }
 TRUNCATION: dict[str, Key] = {"architectures": NAMES, "blocks": Key(list, items=int, minimum=1),
                               "init": Key(str)}
 TOP: dict[str, Key] = {
-    "model": Key(str), "architectures": NAMES, "inits": NAMES,
+    "model": Key(str), "architectures": NAMES,
+    "inits": Key((list, dict)),           # a list of names, or kind -> list of names
     "synthetic": Key(dict), "source": Key(dict), "data": Key(dict), "split": Key(dict), "train": Key(dict),
     "overrides": Key(dict), "init": Key(dict), "pretrain": Key(dict), "bootstrap": Key(dict),
     "truncation": Key(dict),
@@ -191,6 +193,9 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
     """
     source = Path(source)
     check_section(dict(params), "params", TOP, source)
+    inits = params.get("inits")
+    for kind, names in (inits.items() if isinstance(inits, dict) else [("", inits)] if inits is not None else []):
+        check_value(f"inits.{kind}".rstrip("."), names, NAMES, source)
     schemas = {**SECTIONS, "train": _training_keys(TRAIN), "pretrain": _training_keys(PRETRAIN)}
     for name in sections:
         check_section(_at(params, name, source), name, schemas[name], source)

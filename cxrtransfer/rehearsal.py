@@ -73,7 +73,7 @@ def rehearsal_params(paper: Mapping[str, Any], image_size: int, patients: Sequen
     synthetic = params["synthetic"]
     synthetic.update({"train_patients": patients[0], "valid_patients": patients[1], "test_patients": patients[2],
                       "height": 320, "width": 390, "labels": "real"})   # CheXpert-v1.0-small's size, real rows
-    models = {f"{a}-{i}" for a in architectures for i in params["inits"]}
+    models = {f"{a}-{i}" for a in architectures for i in lab.init_names(params)}
     params["bootstrap"]["compare"] = [p for p in params["bootstrap"]["compare"] if set(p) <= models]
     return params
 
@@ -138,7 +138,7 @@ def expected_evaluations(total: int, batch: int, every: int) -> list[int]:
 
 def model_names(params: Mapping[str, Any]) -> dict[str, str]:
     """Model name -> its dvclive folder, for every model the grid trains."""
-    names = {f"{a}-{i}": f"metrics/curves/{a}-{i}" for a in params["architectures"] for i in params["inits"]}
+    names = {f"{a}-{i}": f"metrics/curves/{a}-{i}" for a in params["architectures"] for i in lab.init_names(params)}
     for arch in params["truncation"]["architectures"]:
         for k in params["truncation"]["blocks"]:
             names[f"{arch}-k{k}"] = f"metrics/curves/trunc/{arch}-k{k}"

@@ -50,6 +50,8 @@ PAPER = {
 def value_at(params: dict, dotted: str):
     for part in dotted.split("."):
         params = params[part]
+    if dotted == "inits" and isinstance(params, dict):  # kind -> names: the names
+        return [name for names in params.values() for name in names]
     return params
 
 

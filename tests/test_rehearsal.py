@@ -28,7 +28,7 @@ def test_rehearsal_params_differ_from_the_paper_only_in_the_scale_knobs():
         "synthetic.train_patients", "synthetic.valid_patients", "synthetic.test_patients",
         "bootstrap.compare",                                     # pairs among the rehearsed models
         "data.root", "synthetic.height", "synthetic.width", "synthetic.labels",  # the dataset
-        "init.weights_dir", "train.device"}                      # stand-in weights, CPU
+        "train.device"}                                          # CPU (weights/ is the paper's folder)
     assert params["synthetic"]["height"] == 320 and params["synthetic"]["width"] == 390
     assert params["synthetic"]["labels"] == "real" and params["bootstrap"]["compare"] == []
     assert params["train"]["top_k"] == 10 and params["train"]["max_images"] == 0 and params["train"]["epochs"] == 3
