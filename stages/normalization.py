@@ -28,7 +28,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    image_array, index = images.read_cache(args.cache, in_memory=False)
+    image_array, index = images.read_cache(args.cache)
     rows = np.flatnonzero((training.read_split(args.split, index) == "train").to_numpy())
     if len(rows) == 0:
         raise InputError("no training images in the split table", args.split)

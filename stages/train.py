@@ -28,14 +28,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arch", required=True, help="an architecture of cxrtransfer/architectures.csv")
     parser.add_argument("--init", required=True, help="name of the initialization (random, imagenet, indomain, ...)")
     parser.add_argument("--init-weights", type=Path, required=True, help="body weights (safetensors) to start from")
+    parser.add_argument("--normalization", type=Path, default=None,
+                        help="the normalization stage's JSON (training-split mean/std; needed by init random)")
     parser.add_argument("--truncate", type=int, default=0, help="remove the final k blocks (GAP + FC head)")
     parser.add_argument("--cache", type=Path, required=True, help="the preprocess cache folder")
     parser.add_argument("--split", type=Path, required=True, help="the split table (CSV)")
     parser.add_argument("--out", type=Path, required=True, help="model folder (checkpoints, predictions)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder for the curves")
-    parser.add_argument("--normalization", type=Path, default=None,
-                        help="the normalization stage's JSON (training-split mean/std; needed by init random)")
     parser.add_argument("--state", type=Path, required=True,
                         help="resume state folder (outside DVC outputs, so the run-cache stays usable)")
     return parser.parse_args(argv)
