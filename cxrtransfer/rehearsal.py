@@ -52,9 +52,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CI: the smallest truncated architecture, both inits, its four truncations; 136 training images.
     "small": {"image_size": 32, "patients": (60, 40, 60), "architectures": ["mnasnet"],
               "truncation": ["mnasnet"], "eval_every_images": 32},
-    # README: two families, one truncated architecture, about 1,000 training images.
-    "large": {"image_size": 64, "patients": (300, 100, 150), "architectures": ["mnasnet", "mobilenet_v3"],
-              "truncation": ["mnasnet"], "eval_every_images": 256},
+    # README: two families, one truncated architecture, about 700 training images.
+    "large": {"image_size": 64, "patients": (300, 80, 120), "architectures": ["mnasnet", "mobilenet_v3"],
+              "truncation": ["mnasnet"], "eval_every_images": 160},
 }
 
 
