@@ -5,8 +5,10 @@ w_i * w_j * ([s_i > s_j] + 1/2 [s_i == s_j]), divided by W_pos * W_neg. This is 
 trapezoidal ROC curve that sklearn.metrics.roc_auc_score(y, s, sample_weight=w) computes, ties included.
 
 A bootstrap replicate is a vector of multiplicities over the samples (how often each one was drawn),
-so a replicate is just another weight vector. Per model and task the scores are sorted once; each
-replicate then costs a gather, a per-tie-group sum and a cumulative sum, with no sorting per replicate.
+so a replicate is just another weight vector. Per model and task the negatives are sorted once and their
+weighted draws cumulated for all replicates at once; each positive then looks up the weight of the
+negatives below it (a binary search on the scores, one gathered row per positive), with no sorting per
+replicate. The denominators depend on labels only and come from one matrix product.
 """
 
 from __future__ import annotations
@@ -77,16 +79,44 @@ def auroc_matrix(scores: np.ndarray, targets: np.ndarray, weights: np.ndarray | 
 
     positive_weight = weights * targets
     negative_weight = weights * (1.0 - targets)
-    out = np.empty((n_models, n_tasks, drawn_by_sample.shape[1]), dtype=np.float64)
-    # Reused buffers: fresh multi-megabyte temporaries per model and task cost more in page faults
-    # than the arithmetic itself.
-    drawn, positive, negative = (np.empty_like(drawn_by_sample) for _ in range(3))
-    for m in range(n_models):
-        for t in range(n_tasks):
-            order = np.argsort(scores[m, :, t], kind="stable")
-            np.take(drawn_by_sample, order, axis=0, out=drawn)
-            np.multiply(drawn, positive_weight[order, t][:, None], out=positive)
-            np.multiply(drawn, negative_weight[order, t][:, None], out=negative)
-            out[m, t] = _auc_sorted(positive, negative, _tie_groups(scores[m, order, t]))
+    n_replicates = drawn_by_sample.shape[1]
+    # Denominators (W_pos * W_neg per replicate) depend on labels only: one matrix product for all models.
+    denominator = (drawn_by_sample.T @ positive_weight) * (drawn_by_sample.T @ negative_weight)  # (replicates, tasks)
+    out = np.empty((n_models, n_tasks, n_replicates), dtype=np.float64)
+    for t in range(n_tasks):
+        positive = np.flatnonzero(positive_weight[:, t] > 0)
+        negative = np.flatnonzero(negative_weight[:, t] > 0)
+        # The positives' weighted draws do not depend on the model: gathered once per task, in sample order.
+        drawn_positive = drawn_by_sample[positive] * positive_weight[positive, t][:, None]
+        drawn_negative = drawn_by_sample[negative] * negative_weight[negative, t][:, None]
+        # Reused buffers: fresh multi-megabyte temporaries per model cost more in page faults than the arithmetic.
+        below = np.zeros((len(negative) + 1, n_replicates))  # row j: weighted draws of the j lowest negatives
+        gathered = np.empty((len(positive), n_replicates))
+        for m in range(n_models):
+            out[m, t] = _numerator(scores[m, positive, t], scores[m, negative, t], drawn_positive, drawn_negative,
+                                   below, gathered)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out /= denominator.T[None]
+    out[:, denominator.T <= 0] = np.nan
     return out[:, :, 0] if multiplicities is None else out
 
+
+def _numerator(positive_scores: np.ndarray, negative_scores: np.ndarray, drawn_positive: np.ndarray,
+               drawn_negative: np.ndarray, below: np.ndarray, gathered: np.ndarray) -> np.ndarray:
+    """Per replicate, sum over positives i of P_i (Q_{< s_i} + Q_{<= s_i}) / 2 (Q: weighted negative draws).
+
+    Sorts the negatives once, cumulates their draws into `below` (row j = the j lowest), and looks each
+    positive's score up among them: Q_{<s} = below[#negatives < s], Q_{<=s} = below[#negatives <= s].
+    """
+    order = np.argsort(negative_scores)
+    sorted_negative = negative_scores[order]
+    np.take(drawn_negative, order, axis=0, out=below[1:])
+    np.cumsum(below[1:], axis=0, out=below[1:])
+    strictly = np.searchsorted(sorted_negative, positive_scores, side="left")
+    at_most = np.searchsorted(sorted_negative, positive_scores, side="right")
+    np.take(below, strictly, axis=0, out=gathered)
+    numerator = np.einsum("ir,ir->r", drawn_positive, gathered)
+    if (strictly != at_most).any():  # a positive tied with a negative: the tied pairs count one half
+        np.take(below, at_most, axis=0, out=gathered)
+        numerator = 0.5 * (numerator + np.einsum("ir,ir->r", drawn_positive, gathered))
+    return numerator

@@ -3,7 +3,9 @@
 The label files of CheXpert-v1.0 and CheXpert-v1.0-small (train.csv, valid.csv) have the header
 HEADER; a label cell is 1.0, 0.0, -1.0 (uncertain) or blank (not mentioned). `Path` is relative to
 the folder that holds the dataset folder, e.g. CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg.
-The test set's labels come per study (groundtruth.csv: a `Study` column, then binary labels).
+The test set's labels are binary and per study; files come in two layouts: a `Study` column (the
+competition's groundtruth.csv) or a `Path` column per image (valid.csv's layout, as in CheXlocalize's
+test_labels.csv), with or without the dataset folder in front.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ PATH_PATTERN = re.compile(
     r"^(?P<dataset>[^/]+)/(?P<split>train|valid|test)/(?P<patient>patient\d+)/(?P<study>study\d+)/"
     r"(?P<view>view\d+)_(?P<orientation>frontal|lateral)\.(?:jpg|jpeg|png)$"
 )
-STUDY_PATTERN = re.compile(r"^(?P<dataset>[^/]+)/(?P<split>train|valid|test)/(?P<patient>patient\d+)/(?P<study>study\d+)/?$")
+# The test set's label files name the dataset folder of the full (CheXpert-v1.0) or the downsampled
+# (CheXpert-v1.0-small) release, or none (CheXlocalize's test_labels.csv: test/patientNNNNN/...).
+DATASET_FOLDERS: tuple[str, ...] = ("CheXpert-v1.0", "CheXpert-v1.0-small")
+TEST_KEY_COLUMNS: tuple[str, ...] = ("Study", "Path")
+_TEST_STUDY = r"^(?:(?P<dataset>[^/]+)/)?test/(?P<patient>patient\d+)/(?P<study>study\d+)"
+TEST_STUDY_PATTERN = re.compile(_TEST_STUDY + r"/?$")
+TEST_IMAGE_PATTERN = re.compile(
+    _TEST_STUDY + r"/(?P<image>(?P<view>view\d+)_(?P<orientation>frontal|lateral)\.(?:jpg|jpeg|png))$")
 _ALLOWED_LABELS = {1.0, 0.0, -1.0}
 
 # The index table every later stage reads: one row per image.
@@ -129,54 +138,142 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     return pd.concat([table, label_frame], axis=1)
 
 
-def read_test_groundtruth(path: str | Path, images_root: str | Path) -> pd.DataFrame:
-    """Read a study-level ground truth CSV and expand it to one row per image of each study.
+def _test_layout(raw: pd.DataFrame, path: Path) -> str:
+    """The key column of a test label file: `Study` (one row per study) or `Path` (one row per image)."""
+    keys = [c for c in TEST_KEY_COLUMNS if c in raw.columns]
+    if len(keys) != 1:
+        found = f"both {list(TEST_KEY_COLUMNS)}" if keys else f"neither (columns: {list(raw.columns)})"
+        raise InputError(f"a test label file needs a 'Study' column (one row per study) or a 'Path' column "
+                         f"(one row per image, the valid.csv layout), found {found}", path)
+    return keys[0]
 
-    `Study` is like CheXpert-v1.0/test/patient64741/study1; its images are found on disk under
-    `images_root` (the folder holding the dataset folder), in the dataset folder of that file's
-    location (the study's first path component is replaced, so CheXpert-v1.0-small works too).
-    """
-    path = Path(path)
-    images_root = Path(images_root)
-    raw = read_csv_cells(path, "ground truth file")
-    missing = [c for c in ("Study",) + OBSERVATIONS if c not in raw.columns]
+
+def _test_entries(raw: pd.DataFrame, path: Path, key: str) -> pd.DataFrame:
+    """Patient, study and (in the Path layout) image file name of each row, any dataset folder accepted."""
+    pattern = TEST_STUDY_PATTERN if key == "Study" else TEST_IMAGE_PATTERN
+    cells = raw[key].str.strip()
+    parts = cells.str.extract(pattern)
+    bad = parts["patient"].isna() | ~parts["dataset"].fillna("").isin(("",) + DATASET_FOLDERS)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        expected = "test/patientNNNNN/studyN" + ("" if key == "Study" else "/viewN_<frontal|lateral>.jpg")
+        raise InputError(f"cannot parse {raw[key].iloc[i]!r} (expected {expected}, optionally under "
+                         f"{' or '.join(DATASET_FOLDERS)}/)", path, row=_csv_row(i), column=key)
+    entries = pd.DataFrame({"patient": parts["patient"], "study": parts["patient"] + "/" + parts["study"]})
+    entries["image"] = parts["image"] if key == "Path" else ""
+    named = entries["study"] if key == "Study" else entries["study"] + "/" + entries["image"]
+    repeated = named.duplicated()
+    if repeated.any():
+        i = int(np.flatnonzero(repeated.to_numpy())[0])
+        raise InputError(f"{key.lower()} {raw[key].iloc[i]!r} is listed twice", path, row=_csv_row(i), column=key)
+    return entries
+
+
+def _test_label_values(raw: pd.DataFrame, path: Path, studies: pd.Series, tasks: Sequence[str]) -> pd.DataFrame:
+    """The 14 observations as 0/1 floats; NaN for an observation the file lacks or leaves blank (never a task)."""
+    missing = [t for t in tasks if t not in raw.columns]
     if missing:
-        raise InputError(f"missing column(s) {missing}", path, column=missing[0])
-    dataset_dir = path.parent.name  # the dataset folder this file sits in
-    rows = []
-    for i, record in raw.iterrows():
-        match = STUDY_PATTERN.match(record["Study"].strip())
-        if not match:
-            raise InputError(f"cannot parse study {record['Study']!r} (expected <dataset>/test/patientNNNNN/studyN)",
-                             path, row=_csv_row(i), column="Study")
-        labels = []
-        for name in OBSERVATIONS:
-            cell = record[name].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                value = None
-            if value not in (0.0, 1.0):
-                raise InputError(f"label {record[name]!r} is not 0 or 1", path, row=_csv_row(i), column=name)
-            labels.append(value)
-        rel_study = f"{dataset_dir}/{match['split']}/{match['patient']}/{match['study']}"
-        views = sorted((images_root / rel_study).glob("view*_*.jpg"))
-        if not views:
-            raise InputError(f"no images found for study {record['Study']!r} in {images_root / rel_study}",
-                             path, row=_csv_row(i), column="Study")
-        for view_file in views:
-            rel = f"{rel_study}/{view_file.name}"
-            m = PATH_PATTERN.match(rel)
-            if not m:
-                raise InputError(f"cannot parse image file name {view_file.name!r}", images_root / rel_study)
-            rows.append({
-                "path": rel, "patient": m["patient"], "study": f"{m['patient']}/{m['study']}",
-                "view": m["view"], "frontal": m["orientation"] == "frontal", "ap_pa": "", "sex": "",
-                "age": np.nan, "source_split": m["split"], **dict(zip(OBSERVATIONS, labels)),
+        raise InputError(f"evaluated task(s) {missing} (data.tasks) have no column in this file; "
+                         f"its columns: {list(raw.columns)}", path, column=missing[0])
+    labels = pd.DataFrame(np.nan, index=raw.index, columns=list(OBSERVATIONS), dtype=np.float32)
+    for name in OBSERVATIONS:
+        if name not in raw.columns:
+            continue
+        cells = raw[name].str.strip()
+        values = pd.to_numeric(cells.where(cells != ""), errors="coerce")
+        invalid = (cells != "") & ~values.isin((0.0, 1.0))
+        if name in tasks:
+            invalid |= cells == ""
+        if invalid.any():
+            i = int(np.flatnonzero(invalid.to_numpy())[0])
+            raise InputError(f"study {studies.iloc[i]}: label {raw[name].iloc[i]!r} is not 0 or 1",
+                             path, row=_csv_row(i), column=name)
+        labels[name] = values.to_numpy(dtype=np.float32)
+    return labels
+
+
+def _check_views_agree(rows: pd.DataFrame, path: Path) -> None:
+    """Every image row of a study carries the same labels (the test set is labelled per study)."""
+    for name in OBSERVATIONS:
+        per_study = rows[name].fillna(-1.0).groupby(rows["study"], sort=False).nunique()
+        if (per_study > 1).any():
+            study = per_study.index[per_study.to_numpy() > 1][0]
+            positions = np.flatnonzero((rows["study"] == study).to_numpy())
+            says = ", ".join(f"row {_csv_row(i)}: {rows[name].iloc[i]:g}" for i in positions)
+            raise InputError(f"the views of study {study} disagree ({says})",
+                             path, row=_csv_row(positions[0]), column=name)
+
+
+def _read_test_rows(path: Path, tasks: Sequence[str]) -> tuple[pd.DataFrame, str]:
+    """One row per file row: patient, study, image file name ('' in the Study layout), the 14 labels."""
+    raw = read_csv_cells(path, "test label file")
+    if raw.empty:
+        raise InputError("no data rows", path)
+    key = _test_layout(raw, path)
+    entries = _test_entries(raw, path, key)
+    rows = pd.concat([entries, _test_label_values(raw, path, entries["study"], tasks)], axis=1)
+    if key == "Path":
+        _check_views_agree(rows, path)
+    return rows, key
+
+
+def read_test_labels(path: str | Path, tasks: Sequence[str] = OBSERVATIONS) -> pd.DataFrame:
+    """The test set's labels, one row per study (in file order): patient, study and the 14 observations.
+
+    Reads either layout: `Study` (the competition's groundtruth.csv) or `Path` per image (the valid.csv
+    layout of CheXlocalize's test_labels.csv; all views of a study must agree). Observations the file
+    lacks are NaN; each of `tasks` must be present and 0 or 1 in every row.
+    """
+    rows, _ = _read_test_rows(Path(path), tasks)
+    return rows.drop_duplicates("study").drop(columns="image").reset_index(drop=True)
+
+
+def _study_images(rows: pd.DataFrame, key: str, path: Path, images_root: Path, dataset: str) -> list[list[str]]:
+    """File names of each study's images: those the file lists (Path layout), or those on disk (Study layout)."""
+    images = []
+    for study, group in rows.groupby("study", sort=False):
+        folder = images_root / dataset / "test" / study
+        if key == "Path":
+            names = sorted(group["image"])
+            absent = [n for n in names if not (folder / n).is_file()]
+            if absent:
+                line = _csv_row(group.index[list(group["image"]).index(absent[0])])
+                raise InputError(f"image of study {study} not found: {folder / absent[0]}",
+                                 path, row=line, column="Path")
+        else:
+            names = sorted(f.name for f in folder.glob("view*_*.jpg"))
+            if not names:
+                raise InputError(f"no images found for study {study} in {folder}",
+                                 path, row=_csv_row(group.index[0]), column="Study")
+        images.append(names)
+    return images
+
+
+def read_test_groundtruth(path: str | Path, images_root: str | Path, tasks: Sequence[str] = OBSERVATIONS,
+                          dataset: str | None = None) -> pd.DataFrame:
+    """The test set in the index table's layout: one row per image, its study's labels.
+
+    `path` is a test label file in either layout (see read_test_labels). Its entries may name
+    CheXpert-v1.0/, CheXpert-v1.0-small/ or no dataset folder: images are looked up under
+    `images_root/dataset/test/` (`dataset` defaults to the folder that holds `path`).
+    """
+    path, images_root = Path(path), Path(images_root)
+    dataset = dataset or path.parent.name
+    rows, key = _read_test_rows(path, tasks)
+    studies = rows.drop_duplicates("study").reset_index(drop=True)
+    records = []
+    for (_, study), names in zip(studies.iterrows(), _study_images(rows, key, path, images_root, dataset)):
+        folder = f"{dataset}/test/{study['study']}"
+        for name in names:
+            image = TEST_IMAGE_PATTERN.match(f"test/{study['study']}/{name}")
+            if not image:
+                raise InputError(f"cannot parse image file name {name!r}", images_root / folder)
+            records.append({
+                "path": f"{folder}/{name}", "patient": study["patient"], "study": study["study"],
+                "view": image["view"], "frontal": image["orientation"] == "frontal", "ap_pa": "", "sex": "",
+                "age": np.nan, "source_split": "test", **{o: study[o] for o in OBSERVATIONS},
             })
-    if not rows:
-        raise InputError("no studies", path)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame.from_records(records, columns=list(INDEX_COLUMNS) + list(OBSERVATIONS))
     frame[list(OBSERVATIONS)] = frame[list(OBSERVATIONS)].astype(np.float32)
     return frame
 

@@ -58,7 +58,7 @@ from .errors import InputError
 
 ARCHITECTURES_CSV = "architectures.csv"
 COLUMNS = ("arch", "family", "timm_model", "pretrained_tag", "imagenet_top1", "top1_source",
-           "min_input_size", "timm_top1")
+           "min_input_size", "timm_top1", "imagenet_top1_2020", "top1_2020_source")
 FAMILIES = ("densenet", "resnet", "inception", "mnasnet", "efficientnet", "mobilenet")
 PAPER_TRUNCATION_ARCHS = ("densenet121", "mnasnet", "resnet18", "efficientnet_b0")
 MAX_TRUNCATE_BLOCKS = 4

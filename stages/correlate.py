@@ -1,7 +1,9 @@
 """Stage correlate: Spearman correlations and family spreads of the study, next to the paper's.
 
-Per init, over the untruncated models: ImageNet top-1 vs mean AUC, parameter count vs mean AUC,
-parameter count vs pretraining boost (pretrained inits), and within- vs across-family spread.
+Per init, over the untruncated models: ImageNet top-1 vs mean AUC (top-1 of the weights used, and of
+torchvision's 2020 documentation: what the paper could have used), parameter count vs mean AUC,
+parameter count vs pretraining boost (pretrained inits); Holm-adjusted p per correlation. (Within- and
+across-family differences need the replicates: the bootstrap stage computes them.)
 Reads metrics/bootstrap.json, the ensemble's models.csv (model.json of every model) and the
 architecture table; writes metrics/correlations.json and the per-model points as CSV.
 """
@@ -26,7 +28,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bootstrap", type=Path, required=True, help="metrics JSON of the bootstrap stage")
     parser.add_argument("--ensemble", type=Path, required=True, help="the ensemble stage's folder (models.csv)")
     parser.add_argument("--architectures", type=Path, default=None,
-                        help="architecture table CSV (arch, imagenet_top1, ...); default: cxrtransfer's own")
+                        help="architecture table CSV (arch, imagenet_top1, optional imagenet_top1_2020, ...); "
+                             "default: cxrtransfer's own")
     parser.add_argument("--out", type=Path, required=True, help="metrics JSON")
     parser.add_argument("--points", type=Path, required=True, help="CSV, one row per model, for plots and the report")
     return parser.parse_args(argv)
@@ -71,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     write_json(args.out, correlations)
     write_csv(args.points, points)
-    for init, value in correlations["imagenet_top1_vs_auc"].items():
-        rho = "n/a" if value["rho"] is None else f"{value['rho']:.3f}"
-        print(f"correlate: {init}: ImageNet top-1 vs AUC rho={rho} (n={value['n']}, paper {value['paper_rho']})")
+    for name in stats.TOP1_COLUMNS.values():
+        for init, value in correlations[name].items():
+            rho = "n/a" if value["rho"] is None else f"{value['rho']:.3f}"
+            print(f"correlate: {init}: {name} rho={rho} (n={value['n']}, paper {value['paper_rho']})")
 
 
 if __name__ == "__main__":

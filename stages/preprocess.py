@@ -21,18 +21,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--section", default="data",
                         help="params section describing the dataset: kind (chexpert | folder), root, image_size, "
-                             "and for chexpert: dataset, test_groundtruth, frontal_only")
+                             "and for chexpert: dataset, test_groundtruth, frontal_only, tasks")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, required=True)
     return parser.parse_args(argv)
 
 
-def chexpert_index(root: Path, dataset: str, test_groundtruth: str, frontal_only: bool) -> pd.DataFrame:
-    """The index of every image of the CheXpert dataset under root/dataset (train, valid and test)."""
+def chexpert_index(root: Path, dataset: str, test_groundtruth: str, frontal_only: bool,
+                   tasks: Sequence[str]) -> pd.DataFrame:
+    """The index of every image of the CheXpert dataset under root/dataset (train, valid and test).
+
+    The test label file must label every evaluated task; other observations may be missing from it.
+    """
     folder = root / dataset
     parts = [chexpert.read_labels(folder / "train.csv"), chexpert.read_labels(folder / "valid.csv")]
     if test_groundtruth:
-        parts.append(chexpert.read_test_groundtruth(folder / test_groundtruth, root))
+        parts.append(chexpert.read_test_groundtruth(folder / test_groundtruth, root, tasks, dataset))
     index = pd.concat(parts, ignore_index=True)
     duplicated = index["path"].duplicated()
     if duplicated.any():
@@ -51,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if size < 16:
         raise InputError(f"{args.section}.image_size {size} is too small (at least 16 px)", args.params)
     if kind == "chexpert":
+        tasks = chexpert.validate_tasks(section(params, f"{args.section}.tasks", args.params), str(args.params))
         index = chexpert_index(root, config["dataset"], config.get("test_groundtruth") or "",
-                               bool(config.get("frontal_only", False)))
+                               bool(config.get("frontal_only", False)), tasks)
     elif kind == "folder":
         index = read_folder_dataset(root)
     else:

@@ -34,6 +34,8 @@ def test_table_lists_the_chextransfer_architectures():
     assert set(table["family"]) == {"densenet", "resnet", "inception", "mnasnet", "efficientnet", "mobilenet"}
     assert table["imagenet_top1"].between(60, 90).all()
     assert table["top1_source"].str.len().gt(0).all()
+    assert table["imagenet_top1_2020"].between(60, 90).all()
+    assert table["top1_2020_source"].str.len().gt(0).all()
     for arch in table.index:
         assert arch.startswith(models.architecture(arch).family)
 
@@ -53,6 +55,9 @@ def test_torchvision_ports_carry_torchvision_top1_and_min_size():
         weights = torchvision.models.get_model_weights(spec.timm_model).IMAGENET1K_V1
         assert spec.imagenet_top1 == pytest.approx(weights.meta["_metrics"]["ImageNet-1K"]["acc@1"], abs=1e-9)
         assert spec.min_input_size >= max(weights.meta["min_size"])
+        # the same checkpoint as in 2020 (PyTorch 1.4 era), re-evaluated since: within half a point of the 2020 docs
+        top1_2020 = models.load_architecture_table().loc[arch, "imagenet_top1_2020"]
+        assert abs(spec.imagenet_top1 - top1_2020) < 0.5
         checked += 1
     assert checked == 8  # resnet x4, densenet x3, inception_v3
 
@@ -120,6 +125,7 @@ def test_truncation_removes_blocks_and_their_parameters(arch):
                 assert torch.equal(reference(x), out)
     assert all(a > b for a, b in zip(counts, counts[1:])), counts
     assert counts[0] == models.count_parameters(reference)
+    assert tuple(counts) == TRUNCATED_PARAMS[arch]  # pinned below, with the blocks each k removes
 
 
 @pytest.mark.parametrize(("arch", "k", "index"), [
@@ -164,3 +170,122 @@ def test_seeded_build_is_deterministic_without_touching_the_global_rng():
 def test_normalization_follows_the_pinned_weights():
     assert models.normalization("resnet18") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert models.normalization("inception_v3") == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+# Parameters of every truncated model of the paper's four truncation architectures, 6 outputs, k = 0..4
+# final blocks removed (cxrtransfer.models docstring has the block table). Removed with each k:
+#   densenet121      k1 transition3 conv + denseblock4 (16 layers) + norm5; k2 transition2 conv + denseblock3 (24);
+#                    k3 transition1 conv + denseblock2 (12); k4 denseblock1 (6): the 7x7 stem is left
+#   resnet18         k1 layer4 (2 BasicBlocks, 512 ch); k2 layer3 (256); k3 layer2 (128); k4 layer1 (64): stem left
+#   efficientnet_b0  k1 blocks.6 (1 MBConv -> 320 ch) + conv_head (1280) + bn2; k2 blocks.5 (4 MBConv, 192 ch);
+#                    k3 blocks.4 (3 MBConv, 112 ch); k4 blocks.3 (3 MBConv, 80 ch)
+#   mnasnet (timm mnasnet_100, no SE) the same stages: k1 blocks.6 (320 ch) + conv_head + bn2; k2 blocks.5 (4 x 192);
+#                    k3 blocks.4 (2 x 96); k4 blocks.3 (3 x 80)
+# Each k adds a new GAP + linear head on the channels left. Counted once with build_model (checked in
+# test_truncation_removes_blocks_and_their_parameters), and independently from the block structure by the
+# closed forms below.
+TRUNCATED_PARAMS = {
+    "densenet121": (6_960_006, 4_275_590, 1_301_638, 346_630, 9_926),
+    "mnasnet": (3_109_998, 2_085_870, 473_838, 264_558, 46_638),
+    "resnet18": (11_179_590, 2_784_326, 683_846, 157_894, 9_926),
+    "efficientnet_b0": (4_015_234, 2_879_314, 852_486, 309_146, 65_976),
+}
+# One block removed, as issue 13 states them as built: params(k=0) / params(k=1).
+ONE_BLOCK_GAIN = {"densenet121": 1.63, "mnasnet": 1.49, "resnet18": 4.02, "efficientnet_b0": 1.39}
+
+
+def test_pinned_counts_follow_from_the_block_structure():
+    closed_forms = {"densenet121": _densenet121_counts(), "mnasnet": _mnasnet_counts(),
+                    "resnet18": _resnet18_counts(), "efficientnet_b0": _efficientnet_b0_counts()}
+    for arch, counts in closed_forms.items():
+        assert tuple(counts) == TRUNCATED_PARAMS[arch], arch
+        assert round(counts[0] / counts[1], 2) == ONE_BLOCK_GAIN[arch]
+
+
+# Closed forms: convolutions without bias (cin/groups x cout x k x k), BN = 2 x channels, linear head with bias.
+
+def _conv(cin, cout, k=1, bias=False, groups=1):
+    return cin // groups * cout * k * k + (cout if bias else 0)
+
+
+def _bn(c):
+    return 2 * c
+
+
+def _head(c):
+    return _conv(c, NUM_OUTPUTS, bias=True)
+
+
+def _resnet18_counts():
+    """Stem 7x7 conv + BN; layer1..4 of two BasicBlocks (two 3x3 convs + BNs; 1x1 downsample at a width change)."""
+    def basic(cin, cout):
+        return _conv(cin, cout, 3) + _bn(cout) + _conv(cout, cout, 3) + _bn(cout) + (
+            _conv(cin, cout) + _bn(cout) if cin != cout else 0)
+    stem = _conv(3, 64, 7) + _bn(64)
+    widths = [(64, 64), (64, 128), (128, 256), (256, 512)]
+    layers = [basic(a, b) + basic(b, b) for a, b in widths]
+    counts = []
+    for k in range(5):
+        kept = 4 - k
+        channels = widths[kept - 1][1] if kept else 64
+        counts.append(stem + sum(layers[:kept]) + _head(channels))
+    return counts
+
+
+def _densenet121_counts():
+    """Growth 32, bottleneck 4 x 32, blocks of 6/12/24/16 layers, transitions halve the channels;
+    a block's BN-ReLU after it (transition norm, or norm5) stays with the kept part."""
+    def layer(c):
+        return _bn(c) + _conv(c, 128) + _bn(128) + _conv(128, 32, 3)
+    stem = _conv(3, 64, 7) + _bn(64)
+    channels, blocks, transitions, outs = 64, [], [], []
+    for n in (6, 12, 24, 16):
+        blocks.append(sum(layer(channels + 32 * j) for j in range(n)))
+        channels += 32 * n
+        outs.append(channels)
+        transitions.append(_bn(channels) + _conv(channels, channels // 2))
+        channels //= 2
+    counts = []
+    for k in range(5):
+        kept = 4 - k
+        total = stem + sum(blocks[:kept]) + sum(transitions[:kept - 1]) if kept else stem
+        feature = outs[kept - 1] if kept else 64
+        total += _bn(feature) if kept else 0  # the BN after the last kept block: transition<kept>.norm or norm5
+        counts.append(total + _head(feature))
+    return counts
+
+
+def _mbconv_stages(stages, stem=32, head_chs=1280, se=True):
+    """timm EfficientNet-class model: stem 3x3 conv; stages of (kind, repeats, kernel, expansion, out);
+    SE reduces to a quarter of the block's input channels; 1x1 conv_head to head_chs."""
+    def block(kind, cin, cout, k, e):
+        mid = cin * e
+        se_params = _conv(mid, cin // 4, bias=True) + _conv(cin // 4, mid, bias=True) if se else 0
+        if kind == "ds":
+            return _conv(cin, cin, k, groups=cin) + _bn(cin) + se_params + _conv(cin, cout) + _bn(cout)
+        return (_conv(cin, mid) + _bn(mid) + _conv(mid, mid, k, groups=mid) + _bn(mid) + se_params
+                + _conv(mid, cout) + _bn(cout))
+    params, outs, channels = [], [], stem
+    for kind, repeats, k, e, cout in stages:
+        total = 0
+        for _ in range(repeats):
+            total += block(kind, channels, cout, k, e)
+            channels = cout
+        params.append(total)
+        outs.append(cout)
+    base = _conv(3, stem, 3) + _bn(stem)
+    counts = [base + sum(params) + _conv(outs[-1], head_chs) + _bn(head_chs) + _head(head_chs)]
+    for k in range(1, 5):
+        kept = 7 - k
+        counts.append(base + sum(params[:kept]) + _head(outs[kept - 1]))
+    return counts
+
+
+def _efficientnet_b0_counts():
+    return _mbconv_stages([("ds", 1, 3, 1, 16), ("ir", 2, 3, 6, 24), ("ir", 2, 5, 6, 40), ("ir", 3, 3, 6, 80),
+                           ("ir", 3, 5, 6, 112), ("ir", 4, 5, 6, 192), ("ir", 1, 3, 6, 320)])
+
+
+def _mnasnet_counts():
+    return _mbconv_stages([("ds", 1, 3, 1, 16), ("ir", 3, 3, 3, 24), ("ir", 3, 5, 3, 40), ("ir", 3, 5, 6, 80),
+                           ("ir", 2, 3, 6, 96), ("ir", 4, 5, 6, 192), ("ir", 1, 3, 6, 320)], se=False)

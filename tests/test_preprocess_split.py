@@ -15,7 +15,8 @@ from stages import preprocess, split as split_stage
 
 def params_file(tmp_path: Path, root: Path, **overrides) -> Path:
     data = {"kind": "chexpert", "root": str(root), "dataset": "CheXpert-v1.0-small",
-            "test_groundtruth": "groundtruth.csv", "image_size": 24, "frontal_only": False}
+            "test_groundtruth": "groundtruth.csv", "image_size": 24, "frontal_only": False,
+            "tasks": ["Atelectasis", "Edema"]}
     data.update(overrides)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"data": data, "split": {"method": "official", "seed": 0,

@@ -27,7 +27,7 @@ def test_rehearsal_params_differ_from_the_paper_only_in_the_scale_knobs():
         "architectures", "truncation.architectures", "data.image_size", "train.eval_every_images",
         "synthetic.train_patients", "synthetic.valid_patients", "synthetic.test_patients",
         "bootstrap.compare",                                     # pairs among the rehearsed models
-        "data.root", "synthetic.height", "synthetic.width", "synthetic.labels",  # the dataset
+        "data.root", "data.test_groundtruth", "synthetic.height", "synthetic.width", "synthetic.labels",  # the dataset
         "train.device"}                                          # CPU (weights/ is the paper's folder)
     assert params["synthetic"]["height"] == 320 and params["synthetic"]["width"] == 390
     assert params["synthetic"]["labels"] == "real" and params["bootstrap"]["compare"] == []

@@ -36,7 +36,7 @@ MODELS = {
 }
 TRUNCATED = {"r34-k1": ("r34", "imagenet", "resnet", 1, 8_000_000, 0.28)}
 ARCHITECTURES = pd.DataFrame({"arch": ["r18", "r34", "d121"], "family": ["resnet", "resnet", "densenet"],
-                              "imagenet_top1": [69.758, 73.314, 74.434]})
+                              "imagenet_top1": [69.758, 73.314, 74.434], "imagenet_top1_2020": [69.76, 73.30, 74.65]})
 
 
 def _path(split: str, patient: int, study: int, view: int, frontal: bool) -> str:
@@ -44,22 +44,22 @@ def _path(split: str, patient: int, study: int, view: int, frontal: bool) -> str
             f"view{view}_{'frontal' if frontal else 'lateral'}.jpg")
 
 
-def build_fixture(root: Path, seed: int = 0) -> dict[str, Path]:
-    """index, split, params, architecture table and model folders of a 40-study test set."""
+def build_fixture(root: Path, seed: int = 0, studies_per_patient: int = 1) -> dict[str, Path]:
+    """index, split, params, architecture table and model folders of a 40-study test set
+    (studies_per_patient consecutive studies share a patient)."""
     rng = np.random.default_rng(seed)
     rows = []
-    patient = 1
-    for split, n_studies in (("train", 6), ("valid", 4), ("test", 40)):
-        for _ in range(n_studies):
+    for split, n_studies, first in (("train", 6, 1), ("valid", 4, 7), ("test", 40, 11)):
+        for i in range(n_studies):
+            patient, study = first + i // studies_per_patient, 1 + i % studies_per_patient
             labels = {name: np.nan for name in OBSERVATIONS}
             for task in TASKS:
                 labels[task] = rng.choice([1.0, 0.0, -1.0, np.nan], p=[0.35, 0.35, 0.1, 0.2])
             for view in range(1, int(rng.integers(1, 3)) + 1):
-                rows.append({"path": _path(split, patient, 1, view, view == 1), "patient": f"patient{patient:05d}",
-                             "study": f"patient{patient:05d}/study1", "view": f"view{view}",
+                rows.append({"path": _path(split, patient, study, view, view == 1), "patient": f"patient{patient:05d}",
+                             "study": f"patient{patient:05d}/study{study}", "view": f"view{view}",
                              "frontal": view == 1, "ap_pa": "AP" if view == 1 else "", "sex": "Female", "age": 60,
                              "source_split": split, "split": split, **labels})
-            patient += 1
     table = pd.DataFrame(rows)
     paths = {"index": root / "data/cache/index.csv", "split": root / "data/splits/split.csv",
              "params": root / "params.yaml", "architectures": root / "architectures.csv",
@@ -175,6 +175,16 @@ def test_stages_end_to_end(tmp_path):
     assert result["truncation"]["r34-k1"]["diff"] == pytest.approx(
         direct_means["r34-k1"] - direct_means["r34-imagenet"], abs=1e-6)
     assert "r34-imagenet" in result["truncation_efficiency"]["by_reference"]
+    assert result["unit"] == {"resampled": "patient", "patients": 40, "studies": 40, "max_studies_per_patient": 1}
+    boosts = [result["boosts"][a]["imagenet"]["diff"] for a in ("r18", "r34", "d121")]
+    assert result["mean_boost"]["imagenet"]["diff"] == pytest.approx(np.mean(boosts), abs=1e-5)
+    assert result["mean_boost"]["imagenet"]["paper"] == 0.015
+    best = max(("r18", "r34", "d121"), key=lambda a: direct_means[f"{a}-random"])
+    assert result["best_vs_worst"]["random"]["best"] == best
+    assert result["families"]["random"]["within"]["resnet"]["diff"] == pytest.approx(
+        direct_means["r34-random"] - direct_means["r18-random"], abs=1e-5)
+    task_boost = result["boosts"]["r18"]["imagenet"]["tasks"]["Edema"]
+    assert 0 < task_boost["p_delong"] <= 1 and 0 < task_boost["p_holm"] <= 1
     plot = pd.read_csv(out["plot"])
     assert set(plot["model"]) == set(ensemble["models"])
 
@@ -186,13 +196,57 @@ def test_stages_end_to_end(tmp_path):
         assert correlations["imagenet_top1_vs_auc"][init]["rho"] == pytest.approx(expected.statistic, abs=1e-6)
         assert correlations["imagenet_top1_vs_auc"][init]["p"] == pytest.approx(expected.pvalue, abs=1e-6)
         assert correlations["imagenet_top1_vs_auc"][init]["n"] == 3
+        assert correlations["imagenet_top1_2020_vs_auc"][init]["n"] == 3
 
     summary = out["summary"].read_text()
-    for name in ("r18", "r34", "d121", "## Truncation", "0.082", "r34-k1"):
+    for name in ("r18", "r34", "d121", "## Truncation", "0.082", "r34-k1", "Resampling unit: **patient**", "3.25x",
+                 "0.015", "DeLong", "p Holm", "Ke et al., CheXtransfer, CHIL 2021", "mobilenet_v2 0.814"):
         assert name in summary
     figures = sorted(p.name for p in out["figures"].iterdir())
     assert figures == ["auc_by_family.png", "boost_vs_params.png", "imagenet_top1_vs_auc.png", "truncation.png"]
     assert all((out["figures"] / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
+
+
+def _bootstrap_with_unit(paths, out, unit: str) -> dict:
+    params = yaml.safe_load(paths["params"].read_text())
+    params["bootstrap"]["unit"] = unit
+    paths["params"].write_text(yaml.safe_dump(params))
+    bootstrap_stage.main(bootstrap_argv(paths, out))
+    return json.loads(out["bootstrap"].read_text())
+
+
+def test_patient_and_study_units_identical_with_one_study_per_patient(tmp_path):
+    paths, out = build_fixture(tmp_path), outputs(tmp_path)
+    ensemble_stage.main(ensemble_argv(paths, out))
+    by_patient = _bootstrap_with_unit(paths, out, "patient")
+    by_study = _bootstrap_with_unit(paths, out, "study")
+    assert by_study.pop("unit")["resampled"] == "study" and by_patient.pop("unit")["resampled"] == "patient"
+    assert by_patient == by_study
+
+
+def test_patient_unit_draws_patients_when_they_have_several_studies(tmp_path):
+    paths, out = build_fixture(tmp_path, studies_per_patient=4), outputs(tmp_path)
+    ensemble_stage.main(ensemble_argv(paths, out))
+    labels = pd.read_csv(out["ensemble"] / "test_labels.csv", dtype=str)
+    assert labels["patient"].nunique() == 10  # the patient comes through the ensemble's labels
+    by_patient = _bootstrap_with_unit(paths, out, "patient")
+    assert by_patient["unit"] == {"resampled": "patient", "patients": 10, "studies": 40, "max_studies_per_patient": 4}
+    by_study = _bootstrap_with_unit(paths, out, "study")
+    assert by_patient["models"]["r18-random"]["mean_auc"] == by_study["models"]["r18-random"]["mean_auc"]
+    assert by_patient["models"]["r18-random"]["mean_auc_ci_low"] != by_study["models"]["r18-random"]["mean_auc_ci_low"]
+    # the patient replicates, written plainly: draw 10 patients, take all their studies
+    per_study, study_labels = direct_study_scores(paths, "r18-random")
+    patients = [s.split("/")[0] for s in per_study.index]
+    unique = list(dict.fromkeys(patients))
+    drawn = np.random.default_rng(0).integers(0, len(unique), size=(REPLICATES, len(unique)))
+    means = []
+    for row in drawn:
+        counts = np.array([np.sum(row == unique.index(p)) for p in patients], dtype=float)
+        means.append(np.mean([direct_auc(per_study, study_labels, task, counts) for task in TASKS]))
+    assert by_patient["replicates"]["dropped"] == 0
+    assert by_patient["models"]["r18-random"]["mean_auc_ci_low"] == pytest.approx(np.percentile(means, 2.5), abs=1e-6)
+    with pytest.raises(InputError, match="bootstrap.unit"):
+        _bootstrap_with_unit(paths, out, "image")
 
 
 def test_one_architecture_run_gives_null_correlations(tmp_path):
@@ -286,6 +340,14 @@ def test_bootstrap_refuses_bad_ensemble(tmp_path):
         with pytest.raises(InputError, match=match):
             bootstrap_stage.main(bootstrap_argv(paths, out))
         assert not out["bootstrap"].exists() and not out["plot"].exists()
+    good.to_csv(file, index=False)
+    labels_file = out["ensemble"] / "test_labels.csv"
+    labels = pd.read_csv(labels_file, dtype=str)
+    labels.loc[4, "patient"] = np.nan  # the resampling unit must be known for every study
+    labels.to_csv(labels_file, index=False)
+    with pytest.raises(InputError, match="row 6, column 'patient'"):
+        bootstrap_stage.main(bootstrap_argv(paths, out))
+    assert not out["bootstrap"].exists()
 
 
 def test_correlate_defaults_to_the_packaged_architecture_table(tmp_path, monkeypatch):
