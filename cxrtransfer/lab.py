@@ -6,9 +6,10 @@
 `paper` writes configs/paper.yaml, a complete params file, as params.yaml with data.root set (nothing
 is merged from the demo's params), after checking every param and printing the effective settings
 beside the paper's values, how many stages and models the grid holds and an estimate of GPU-hours
-from measured throughput; then (with --run) it runs `dvc repro`. `parallel` runs the model stages on N local workers, each one `dvc --wait-for-lock repro
-<stage>` at a time with its own CUDA_VISIBLE_DEVICES (DVC releases the repo lock while a stage's
-command runs), then the study-level stages: no scheduler of our own.
+from measured throughput; then (with --run) it runs `dvc repro`. `parallel` runs the model stages on
+N local workers, each one `dvc --wait-for-lock repro <stage>` at a time with its own
+CUDA_VISIBLE_DEVICES (DVC releases the repo lock while a stage's command runs), then the study-level
+stages: no scheduler of our own.
 """
 
 from __future__ import annotations
