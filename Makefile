@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # DVC stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages
+.PHONY: install demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages rehearsal
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ clean-state:
 # The paper's configuration on real CheXpert (GPUs): prints stages, models and estimated device-hours first.
 paper: install
 	python -m cxrtransfer.lab paper --data-root "$(DATA_ROOT)" --measure --run
+
+# The paper configuration rehearsed on CPU in a new folder (never this checkout): configs/paper.yaml changed
+# only by named scale knobs, full-size synthetic CheXpert with real label rows, through report, then checked.
+REHEARSAL ?= large
+REHEARSAL_DIR ?= $(shell mktemp -d -u /tmp/cxrtransfer-rehearsal.XXXXXX)
+rehearsal: install
+	python -m cxrtransfer.rehearsal --preset $(REHEARSAL) --workdir "$(REHEARSAL_DIR)"
 
 # The model stages on WORKERS local workers, one GPU each (GPUS=0,1,...), then the study-level stages.
 WORKERS ?= 2

@@ -46,7 +46,8 @@ def checked_section(config: Any, name: str, schema: dict[str, type], source: str
         raise InputError(f"'{name}' must be a mapping", source)
     unknown = sorted(set(config) - set(schema))
     if unknown:
-        raise InputError(f"unknown key(s) {unknown} in '{name}'; known: {sorted(schema)}", source)
+        from .params import suggestion
+        raise InputError(f"unknown key '{name}.{unknown[0]}'{suggestion(str(unknown[0]), list(schema))}", source)
     out = {}
     for key, value in config.items():
         if value is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -79,3 +80,13 @@ def split_summary(table: pd.DataFrame) -> dict[str, dict[str, int]]:
                    "studies": int(part["study"].nunique()),
                    "patients": int(part["patient"].nunique())}
             for name in SPLITS}
+
+
+def read_split(path: Path, index: pd.DataFrame) -> pd.Series:
+    """The split name of every cache row; the split table must list the cache's images in order."""
+    if not Path(path).is_file():
+        raise InputError("split table not found: run the split stage first", path)
+    table = pd.read_csv(path)
+    if len(table) != len(index) or not (table["path"].to_numpy() == index["path"].to_numpy()).all():
+        raise InputError("split table does not match the cache index (rerun the split stage)", path)
+    return table["split"]

@@ -544,16 +544,6 @@ def seeded(seed: int, build: Callable[..., Any], *args: Any, **kwargs: Any) -> A
         return build(*args, **kwargs)
 
 
-def read_split(path: Path, index: pd.DataFrame) -> pd.Series:
-    """The split name of every cache row; the split table must list the cache's images in order."""
-    if not Path(path).is_file():
-        raise InputError("split table not found: run the split stage first", path)
-    table = pd.read_csv(path)
-    if len(table) != len(index) or not (table["path"].to_numpy() == index["path"].to_numpy()).all():
-        raise InputError("split table does not match the cache index (rerun the split stage)", path)
-    return table["split"]
-
-
 def chexpert_set(images: np.ndarray, index: pd.DataFrame, selected: pd.Series, tasks: Sequence[str],
                  policies: Sequence[str], blank_as_negative: bool) -> ImageSet:
     """Training rows with targets and mask from the uncertainty policies."""

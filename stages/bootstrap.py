@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from cxrtransfer import stats
+from cxrtransfer import params as schema, stats
 from cxrtransfer.chexpert import validate_tasks
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
@@ -72,6 +72,7 @@ def comparisons(result: stats.Bootstrap, pairs: Sequence[Sequence[str]], selecte
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["data", "bootstrap"], args.params)
     tasks = validate_tasks(section(params, "data.tasks", args.params), str(args.params))
     settings = bootstrap_settings(params, args.params)
     selected = str(section(params, "model", args.params))

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import stats
+from cxrtransfer import params as schema, stats
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import read_json, write_csv, write_json
@@ -53,6 +53,7 @@ def architecture_table(path: Path | None) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["bootstrap"], args.params)
     baseline_init = str(section(params, "bootstrap.baseline_init", args.params))
     summary = read_json(args.bootstrap)
     if not isinstance(summary.get("models"), dict) or not summary["models"]:

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import stats
+from cxrtransfer import params as schema, stats
 from cxrtransfer.auc import auroc_matrix
 from cxrtransfer.chexpert import validate_tasks
 from cxrtransfer.cli import load_params, run_stage, section
@@ -52,6 +52,7 @@ def declared_models(params: dict, source: Path) -> list[tuple[str, str, str]]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["data"], args.params)
     tasks = validate_tasks(section(params, "data.tasks", args.params), str(args.params))
     selected = str(section(params, "model", args.params))
 

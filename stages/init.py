@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cxrtransfer import images, models, training, weights
+from cxrtransfer import images, models, params as schema, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_json
@@ -96,6 +96,7 @@ def file_weights(arch: str, init: str, params: dict, source: Path) -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["init", "pretrain"] if init_kind(args.init) == "indomain" else ["init"], args.params)
     models.architecture(args.arch)  # unknown names fail here, before any work
     metrics: dict = {"init": args.init}
     kind = init_kind(args.init)

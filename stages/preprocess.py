@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cxrtransfer import chexpert, images
+from cxrtransfer import chexpert, images, params as schema
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.sources import read_folder_dataset
@@ -49,6 +49,7 @@ def chexpert_index(root: Path, dataset: str, test_groundtruth: str, frontal_only
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, [args.section] if args.section in schema.SECTIONS else [], args.params)
     config = section(params, args.section, args.params)
     size, root, kind = int(config["image_size"]), Path(config["root"]), config.get("kind", "chexpert")
     if size < 16:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import splits
+from cxrtransfer import params as schema, splits
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
@@ -25,7 +25,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    config = section(load_params(args.params), "split", args.params)
+    params = load_params(args.params)
+    schema.check(params, ["split"], args.params)
+    config = section(params, "split", args.params)
     if not args.index.is_file():
         raise InputError("index not found: run the preprocess stage first", args.index)
     index = pd.read_csv(args.index, usecols=["path", "patient", "study", "source_split"])

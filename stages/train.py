@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from cxrtransfer import chexpert, images, models, training, weights
+from cxrtransfer import chexpert, images, models, normalization as input_norm, params as schema, splits, training, weights
 from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
@@ -30,6 +30,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arch", required=True, help="an architecture of cxrtransfer/architectures.csv")
     parser.add_argument("--init", required=True, help="name of the initialization (random, imagenet, indomain, ...)")
     parser.add_argument("--init-weights", type=Path, required=True, help="body weights (safetensors) to start from")
+    parser.add_argument("--normalization", type=Path, default=None,
+                        help="the normalization stage's JSON (training-split mean/std; needed by init random)")
     parser.add_argument("--truncate", type=int, default=0, help="remove the final k blocks (GAP + FC head)")
     parser.add_argument("--cache", type=Path, required=True, help="the preprocess cache folder")
     parser.add_argument("--split", type=Path, required=True, help="the split table (CSV)")
@@ -63,6 +65,7 @@ def training_tasks(config: dict, tasks: list[str], source: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    schema.check(params, ["data", "train"], args.params, arch=args.arch)
     config = run_config(params, args.arch, args.params)
     devices = int(config.get("devices", 1))
     if devices > 1 and "WORLD_SIZE" not in os.environ:
@@ -83,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = training.seeded(fit_config.seed, models.build_model, args.arch, layout.width, truncate_blocks=args.truncate)
     body, _ = weights.load_safetensors(args.init_weights)
     weights.load_body(model, body, source=args.init_weights)
-    normalization = models.normalization(args.arch)
+    normalization, normalization_source = input_norm.for_init(args.arch, args.init, args.normalization)
 
     image_array, index = images.read_cache(args.cache)
-    split = training.read_split(args.split, index)
+    split = splits.read_split(args.split, index)
     train_set = training.chexpert_set(image_array, index, split == "train", train_tasks, policies,
                                       bool(data.get("blank_as_negative", True)))
     valid_rows = np.flatnonzero((split == "valid").to_numpy())
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     description = {"arch": args.arch, "init": args.init, "family": spec.family, "truncate": args.truncate,
                    "params": models.count_parameters(model), "tasks": tasks, "train_tasks": train_tasks,
                    "policies": policies, "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
+                   "normalization": {"mean": list(normalization[0]), "std": list(normalization[1]),
+                                     "source": normalization_source},
                    "kept": [{"step": s, "score": v} for v, s in result.kept]}
     with atomic_dir(args.out) as tmp:
         prediction_frames = {"valid": [], "test": []}

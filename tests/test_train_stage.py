@@ -11,7 +11,8 @@ import yaml
 
 from cxrtransfer.cli import run_stage
 from cxrtransfer.errors import InputError
-from stages import init as init_stage, preprocess, split as split_stage, train as train_stage
+from stages import init as init_stage, normalization as normalization_stage, preprocess, split as split_stage
+from stages import train as train_stage
 
 TASKS = ["Atelectasis", "Pneumonia"]  # both classes in the tiny valid split
 
@@ -33,6 +34,8 @@ def prepared(tiny_chexpert, tmp_path) -> Path:
     preprocess.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "cache")])
     split_stage.main(["--params", str(tmp_path / "params.yaml"), "--index", str(tmp_path / "cache" / "index.csv"),
                       "--out", str(tmp_path / "split.csv"), "--summary", str(tmp_path / "split.json")])
+    normalization_stage.main(["--cache", str(tmp_path / "cache"), "--split", str(tmp_path / "split.csv"),
+                              "--out", str(tmp_path / "normalization.json")])
     return tmp_path
 
 
@@ -40,7 +43,8 @@ def train_args(root: Path, arch: str, init_weights: Path) -> list[str]:
     return ["--params", str(root / "params.yaml"), "--arch", arch, "--init", "random",
             "--init-weights", str(init_weights), "--cache", str(root / "cache"), "--split", str(root / "split.csv"),
             "--out", str(root / "models" / arch), "--metrics", str(root / f"{arch}.json"),
-            "--live", str(root / "live" / arch), "--state", str(root / "state" / arch)]
+            "--live", str(root / "live" / arch), "--state", str(root / "state" / arch),
+            "--normalization", str(root / "normalization.json")]
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "efficientnet_b0"])
