@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .embedded import portable
 from .errors import InputError
 from .synthetic import _pixel_grid, _ramp, _smooth_noise
 
@@ -121,7 +122,7 @@ def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: 
              angle: float = 0.0, soft: float = 0.15) -> np.ndarray:
     dx, dy = x - cx, y - cy
     if angle:
-        ca, sa = math.cos(angle), math.sin(angle)
+        ca, sa = float(portable.cos(angle)), float(portable.sin(angle))
         dx, dy = dx * ca + dy * sa, -dx * sa + dy * ca
     return _ramp(1 - (dx * (1 / rx)) ** 2 - (dy * (1 / ry)) ** 2, soft)
 
@@ -176,7 +177,7 @@ def _knee(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[list[
               (_box(x, y, 0, -0.35, 0.095, 0.3), "marrow"), (_ellipse(x, y, 0, -0.08, 0.155, 0.105), "marrow"),
               (_box(x, y, 0, 0.3 + gap, 0.17, 0.25), "cortex"), (_box(x, y, 0, 0.3 + gap, 0.155, 0.24), "marrow"),
               (_ellipse(x, y, -0.24, -0.1, 0.045, 0.09), "cortex"), (_ellipse(x, y, -0.24, -0.1, 0.035, 0.08), "marrow"),
-              (_ramp(0.012 - 0.15 * np.abs(np.hypot(x * (1 / 0.17), (y + 0.08) * (1 / 0.12)) - 1.04), 0.004)
+              (_ramp(0.012 - 0.15 * np.abs(portable.hypot(x * (1 / 0.17), (y + 0.08) * (1 / 0.12)).astype(np.float32) - 1.04), 0.004)
                * _ramp(y + 0.06, 0.02), "cartilage"),
               (_box(x, y, 0, 0.055 + gap / 2, 0.16, 0.008), "cartilage")]
     for side in (-1, 1):  # meniscal horns: triangles between the condyle and the plateau
@@ -262,19 +263,19 @@ def _lesion(x: np.ndarray, y: np.ndarray, label: str, sites: Mapping[str, list[S
         return [(_ellipse(x, y, cx, cy, rad, rad, soft=0.3), "stone")]
     if label == "fracture":
         angle = rng.uniform(-0.6, 0.6)
-        ca, sa = math.cos(angle), math.sin(angle)
+        ca, sa = float(portable.cos(angle)), float(portable.sin(angle))
         across = np.abs(-(x - cx) * sa + (y - cy) * ca)
         along = np.abs((x - cx) * ca + (y - cy) * sa)
         return [(_ramp(0.006 - across, 0.004) * _ramp(r * 1.6 - along, 0.01), "fluid")]
     if label == "infarct":  # a wedge reaching the cortex
         direction = -1.0 if cx < 0 else 1.0
         spread = rng.uniform(0.3, 0.6)
-        ang = np.arctan2(y - cy, (x - cx) * direction)
-        dist = np.hypot(x - cx, y - cy)
+        ang = portable.atan2(y - cy, (x - cx) * direction).astype(np.float32)
+        dist = portable.hypot(x - cx, y - cy).astype(np.float32)
         return [(_ramp(spread - np.abs(ang), 0.1) * _ramp(rng.uniform(0.08, 0.13) - dist, 0.02), "edema")]
     if label == "tear":
         angle = rng.uniform(-0.5, 0.5)
-        ca, sa = math.cos(angle), math.sin(angle)
+        ca, sa = float(portable.cos(angle)), float(portable.sin(angle))
         across = np.abs(-(x - cx) * sa + (y - cy) * ca)
         along = np.abs((x - cx) * ca + (y - cy) * sa)
         return [(_ramp(0.004 - across, 0.003) * _ramp(0.03 - along, 0.006), "fluid")]
@@ -296,7 +297,7 @@ def render_source_image(modality: str, anatomy: str, label: str, *, height: int 
     x0, y0 = _pixel_grid(height, width)
     zoom = 1.7 if modality == "US" else 1.0  # ultrasound shows a close-up
     angle, scale = rng.normal(0, 0.08), rng.uniform(0.9, 1.1) * zoom
-    ca, sa = math.cos(angle) / scale, math.sin(angle) / scale
+    ca, sa = float(portable.cos(angle)) / scale, float(portable.sin(angle)) / scale
     yc = y0 - 0.5
     x = (ca * x0 + sa * yc + rng.normal(0, 0.03)).astype(np.float32)
     y = (-sa * x0 + ca * yc + rng.normal(0, 0.03)).astype(np.float32)
@@ -337,8 +338,8 @@ def render_source_image(modality: str, anatomy: str, label: str, *, height: int 
         apex_y = -0.12 * height
         dx = (np.arange(width, dtype=np.float32)[None, :] - width / 2)
         dy = rows - apex_y
-        theta = np.arctan2(dx, dy)
-        depth = np.hypot(dx, dy)
+        theta = portable.atan2(dx, dy).astype(np.float32)
+        depth = portable.hypot(dx, dy).astype(np.float32)
         img *= _ramp(0.62 - np.abs(theta), 0.02) * _ramp(1.08 * height - depth, 4.0) * _ramp(depth - 0.2 * height, 4.0)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 

@@ -30,6 +30,7 @@ from scipy.special import ndtr
 
 from . import realdata
 from .chexpert import HEADER, OBSERVATIONS
+from .embedded import portable
 from .errors import InputError
 
 DATASET_DIR = "CheXpert-v1.0-small"
@@ -81,6 +82,11 @@ def _ramp(d: np.ndarray, width: float) -> np.ndarray:
     return np.clip(d * (1.0 / width) + 0.5, 0.0, 1.0)
 
 
+def _wave(turns: np.ndarray) -> np.ndarray:
+    """cos(2 pi turns) as float32, the same bits on every CPU (see embedded.portable)."""
+    return portable.cos_turns(turns).astype(np.float32)
+
+
 def _bump(q: np.ndarray) -> np.ndarray:
     """Smooth dome from a normalized squared radius q (1 at q=0, 0 for q>=1)."""
     b = np.clip(1.0 - q, 0.0, 1.0)
@@ -108,7 +114,7 @@ def _posed_grid(rng: np.random.Generator, height: int, width: int, jitter: float
     theta = rng.normal(0.0, 0.04 * jitter)
     scale = float(np.clip(rng.normal(1.0, 0.045 * jitter), 0.85, 1.15))
     tx, ty = rng.normal(0.0, 0.03 * jitter), rng.normal(0.0, 0.025 * jitter)
-    c, s = math.cos(theta) / scale, math.sin(theta) / scale
+    c, s = float(portable.cos(theta)) / scale, float(portable.sin(theta)) / scale
     xc, yc = x - np.float32(tx), y - np.float32(0.5 + ty)
     big_x = (c * xc + s * yc).astype(np.float32)
     big_y = (-s * xc + c * yc + 0.5).astype(np.float32)
@@ -284,7 +290,7 @@ def _frontal(big_x: np.ndarray, big_y: np.ndarray, anatomy: Mapping[str, float],
             length = (0.08 + 0.1 * at["severity"]) * band["length"]
             cy = level[s] - band["above"]
             du, dy = u - band["u"], big_y - cy
-            ca, sa = math.cos(band["angle"]), math.sin(band["angle"])
+            ca, sa = float(portable.cos(band["angle"])), float(portable.sin(band["angle"]))
             plate = _ramp(thick - np.abs(-du * sa + dy * ca), 0.006) * _ramp(length / 2 - np.abs(du * ca + dy * sa), 0.03)
             clear *= 1 - (0.6 + 0.35 * at["severity"]) * plate * (side_sign == s)
     if "Edema" in findings:
@@ -293,7 +299,7 @@ def _frontal(big_x: np.ndarray, big_y: np.ndarray, anatomy: Mapping[str, float],
         clear *= 1 - 0.22 * sev * haze
         markings_gain += 1.5 * sev
         # Kerley B lines: short horizontal septal lines at the lateral bases.
-        septal = np.clip(np.cos(big_y * (2 * math.pi / 0.022)) - 0.75, 0, None) * 4
+        septal = np.clip(_wave(big_y * (1 / 0.022)) - 0.75, 0, None) * 4
         extra += 0.12 * sev * septal * lung * _ramp(u - (outer_edge - 0.05), 0.02) * _ramp(big_y - (base - 0.15), 0.03)
     if "Lung Lesion" in findings:
         sev = _severity(findings, "Lung Lesion")
@@ -334,9 +340,9 @@ def _frontal(big_x: np.ndarray, big_y: np.ndarray, anatomy: Mapping[str, float],
     bone = anatomy["bone"]
     spacing = 0.068
     posterior = big_y + 0.5 * u - 2.0 * u * u
-    ribs = np.clip(np.cos((posterior - anatomy["rib_phase"] * spacing) * (2 * math.pi / spacing)) - 0.35, 0, None)
+    ribs = np.clip(_wave((posterior - anatomy["rib_phase"] * spacing) * (1 / spacing)) - 0.35, 0, None)
     anterior = big_y + 0.35 * u
-    ribs += 0.5 * np.clip(np.cos((anterior - 0.3 * spacing) * (2 * math.pi / (spacing * 1.1))) - 0.5, 0, None)
+    ribs += 0.5 * np.clip(_wave((anterior - 0.3 * spacing) * (1 / (spacing * 1.1))) - 0.5, 0, None)
     cage = _ramp(outer_edge + 0.03 - u, 0.02) * _ramp(base + 0.03 - big_y, 0.04) * _ramp(big_y - 0.06, 0.04)
     att += 0.2 * bone * ribs * cage
     clavicle_y = (0.105 if ap else 0.135) - 0.1 * u + 0.18 * u * u
@@ -507,9 +513,9 @@ def _lateral(big_x: np.ndarray, big_y: np.ndarray, anatomy: Mapping[str, float],
 
     bone = anatomy["bone"]
     column = _ramp(big_x - (back - 0.14), 0.01) * _ramp(back - 0.04 - big_x, 0.01)
-    discs = np.clip(np.cos((big_y - anatomy["rib_phase"] * 0.06) * (2 * math.pi / 0.062)) + 0.7, 0, 1)
+    discs = np.clip(_wave((big_y - anatomy["rib_phase"] * 0.06) * (1 / 0.062)) + 0.7, 0, 1)
     att += 0.35 * bone * column * discs
-    att += 0.06 * bone * np.clip(np.cos((big_y - 0.4 * big_x) * (2 * math.pi / 0.07)) - 0.4, 0, None) * lung
+    att += 0.06 * bone * np.clip(_wave((big_y - 0.4 * big_x) * (1 / 0.07)) - 0.4, 0, None) * lung
     att += 0.25 * bone * _ramp(0.01 - np.abs(big_x - (front + 0.012)), 0.006) * _ramp(big_y - 0.15, 0.03) * _ramp(0.6 - big_y, 0.03)
     att += 0.2 * _ramp(0.28 - big_y, 0.15) * body  # arms and shoulders over the apices
     trachea_x = 0.03 + 0.1 * (big_y - 0.3)
@@ -547,9 +553,9 @@ def render_image(findings: Mapping[str, Mapping[str, Any]], anatomy: Mapping[str
     # Exposure and processing differ between machines and films.
     lo = rng.normal(-0.05, 0.05 * noise)
     hi = rng.normal(1.3, 0.08 * noise)
-    gamma = math.exp(rng.normal(0.0, 0.12 * noise))
+    gamma = float(portable.exp(rng.normal(0.0, 0.12 * noise)))
     img = np.clip((att - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
-    img **= np.float32(gamma)
+    img = portable.power(img, gamma).astype(np.float32)
     if (render_h, render_w) != (height, width):
         img = np.array(Image.fromarray(img).resize((width, height), Image.BILINEAR))
     _, y = _pixel_grid(height, width)
