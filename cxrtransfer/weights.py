@@ -8,8 +8,10 @@ nothing is downloaded unless ``CXR_ALLOW_DOWNLOAD=1``.  Any ``torch.load`` uses
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -56,8 +58,23 @@ def save_safetensors(path: str | os.PathLike, state_dict: Mapping[str, torch.Ten
             raise TypeError(f"state_dict[{key!r}] is {type(value).__name__}, not a tensor")
         # clone: never alias the live model (or two keys sharing storage) in what we write
         tensors[key] = value.detach().to("cpu").clone().contiguous()
+    blob = _canonical_header(safetensors.torch.save(tensors, metadata=metadata))
     with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
+        Path(tmp).write_bytes(blob)
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """The safetensors bytes with the JSON header's keys sorted, padded to its old length.
+
+    safetensors writes the metadata map in an order that changes from process to process (a Rust
+    HashMap), so equal tensors gave different file hashes in dvc.lock; offsets count from the header's
+    end, so a header of the same length keeps them valid.
+    """
+    length = struct.unpack("<Q", blob[:8])[0]
+    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    if len(header) > length:  # cannot happen for a compact header; keep the library's bytes then
+        return blob
+    return blob[:8] + header + b" " * (length - len(header)) + blob[8 + length:]
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
