@@ -45,7 +45,7 @@ lock:
 # faster than one two-threaded `dvc repro` (measured in benchmarks); plain `dvc repro` gives the same result.
 demo: install
 	python -m cxrtransfer.lab parallel --workers 2
-	@echo "report: reports/summary.md; metrics: dvc metrics show"
+	@echo "report: reports/summary.md. Before any dvc command: source $(BIN)/activate (then e.g. dvc metrics show)"
 
 test: install
 	$(BIN)/python -m pytest -q
