@@ -37,7 +37,7 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
 	$(LOCK_VENV)/bin/python -m pip install --quiet ".[test]"
 	sed -n '/^#/p' $(LOCK) > $(LOCK).new
-	$(LOCK_VENV)/bin/python -m pip freeze --exclude cxrtransfer >> $(LOCK).new
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude pip --exclude cxrtransfer >> $(LOCK).new
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(LOCK_VENV) build
 
