@@ -11,23 +11,41 @@ STAMP := $(VENV)/.installed
 # DVC stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages rehearsal
+.PHONY: install lock demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages rehearsal
 
 install: $(STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+# The locked environment: every package at the version in requirements.lock (see `make lock`).
+PIP_VERSION := 26.3
+LOCK := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Re-resolve requirements.lock: the newest versions pyproject.toml allows, in a scratch environment.
+# Then rerun the pipeline and commit requirements.lock with the dvc.lock it produces.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV) || python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(LOCK_VENV)/bin/python -m pip install --quiet ".[test]"
+	sed -n '/^#/p' $(LOCK) > $(LOCK).new
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude pip --exclude cxrtransfer >> $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV) build
 
 # The demo runs the model stages on two single-threaded workers: on 2 CPU cores that is about 1.4x
 # faster than one two-threaded `dvc repro` (measured in benchmarks); plain `dvc repro` gives the same result.
 demo: install
 	python -m cxrtransfer.lab parallel --workers 2
-	@echo "report: reports/summary.md; metrics: dvc metrics show"
+	@echo "report: reports/summary.md. Before any dvc command: source $(BIN)/activate (then e.g. dvc metrics show)"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -2,7 +2,7 @@
 
 Project: `cxrtransfer.images.decode_all` (JPEG draft mode, bilinear resize, thread pool). Naive:
 `Image.open(p).convert("L")`, resize of the shorter side with Pillow's default filter, the same
-centre crop, one image after the other. Images are synthetic radiographs (cxrtransfer.synthetic),
+centre crop, one image after the other. Images are synthetic radiographs (cxrtransfer.embedded.xray),
 written as JPEG quality 90 into a temporary folder.
 """
 
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cxrtransfer import images, synthetic
+from cxrtransfer import images
+from cxrtransfer.embedded import xray, xray_findings
 
 from .common import row, timed
 
@@ -50,8 +51,8 @@ def write_radiographs(folder: Path, count: int, height: int, width: int, quality
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(count):
-        anatomy, findings = synthetic.sample_anatomy(rng), synthetic.sample_findings({}, rng)
-        pixels = synthetic.render_image(findings, anatomy, height=height, width=width, rng=rng)
+        anatomy, findings = xray_findings.sample_anatomy(rng), xray_findings.sample_findings({}, rng)
+        pixels = xray.render_image(findings, anatomy, height=height, width=width, rng=rng)
         path = folder / f"view{i:04d}_frontal.jpg"
         Image.fromarray(pixels).save(path, format="JPEG", quality=quality)
         paths.append(path)

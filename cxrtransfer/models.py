@@ -44,10 +44,12 @@ At k=4 ResNet and DenseNet keep only their stem (7x7 conv + BN + max pool).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 from dataclasses import dataclass
 from importlib import resources
+from typing import Iterator
 
 import pandas as pd
 import timm
@@ -212,9 +214,36 @@ def _feature_channels(model: nn.Module, size: int) -> int:
     return int(features.shape[1])
 
 
+@contextlib.contextmanager
+def cpu_independent_normal() -> Iterator[None]:
+    """Within the block, Tensor.normal_ on CPU draws by inversion (uniform_, then ndtri in float64).
+
+    torch's own CPU normal_ uses a vectorized Box-Muller kernel on AVX2/AVX512 CPUs and a scalar one
+    elsewhere, so a seeded timm initialization had different bytes on different machines; uniform_ and
+    ndtri run the same scalar code everywhere. The caller's seed still decides every draw.
+    """
+    original = torch.Tensor.normal_
+
+    def normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, *,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        if tensor.device.type != "cpu":
+            return original(tensor, mean, std, generator=generator)
+        uniform = torch.empty(tensor.shape, dtype=torch.float64).uniform_(generator=generator)
+        standard = torch.special.ndtri(uniform.clamp_(2.0 ** -53, 1.0 - 2.0 ** -53))
+        with torch.no_grad():
+            return tensor.copy_(standard.mul_(float(std)).add_(float(mean)))
+
+    torch.Tensor.normal_ = normal_
+    try:
+        yield
+    finally:
+        torch.Tensor.normal_ = original
+
+
 def _build(spec: Architecture, num_outputs: int, truncate_blocks: int) -> nn.Module:
     # The full name pins model.pretrained_cfg to our tag; pretrained=False: no weights are fetched.
-    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_outputs)
+    with cpu_independent_normal():
+        model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_outputs)
     head = model.pretrained_cfg["classifier"]
     removed: list[str] = []
     if truncate_blocks:

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -57,22 +58,23 @@ def save_safetensors(path: str | os.PathLike, state_dict: Mapping[str, torch.Ten
             raise TypeError(f"state_dict[{key!r}] is {type(value).__name__}, not a tensor")
         # clone: never alias the live model (or two keys sharing storage) in what we write
         tensors[key] = value.detach().to("cpu").clone().contiguous()
+    blob = _canonical_header(safetensors.torch.save(tensors, metadata=metadata))
     with atomic_path(path) as tmp:
-        tmp.write_bytes(_sorted_metadata(safetensors.torch.save(tensors, metadata=metadata)))
+        Path(tmp).write_bytes(blob)
 
 
-def _sorted_metadata(data: bytes) -> bytes:
-    """The same file with its metadata keys sorted. safetensors (0.8) writes metadata from a Rust HashMap,
-    whose order changes from process to process: two keys gave two different files for the same weights."""
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + length])
-    if len(header.get("__metadata__") or {}) < 2:
-        return data
-    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode().ljust(length)
-    if len(text) != length:  # never expected: same JSON, another key order
-        return data
-    return data[:8] + text + data[8 + length:]
+def _canonical_header(blob: bytes) -> bytes:
+    """The safetensors bytes with the JSON header's keys sorted, padded to its old length.
+
+    safetensors writes the metadata map in an order that changes from process to process (a Rust
+    HashMap), so equal tensors gave different file hashes in dvc.lock; offsets count from the header's
+    end, so a header of the same length keeps them valid.
+    """
+    length = struct.unpack("<Q", blob[:8])[0]
+    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    if len(header) > length:  # cannot happen for a compact header; keep the library's bytes then
+        return blob
+    return blob[:8] + header + b" " * (length - len(header)) + blob[8 + length:]
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from cxrtransfer import synthetic
+from cxrtransfer.embedded import synthetic_chexpert
 from cxrtransfer.chexpert import COMPETITION_TASKS
 from cxrtransfer.cli import checked_section, load_params, run_stage, section
 from cxrtransfer.errors import InputError
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise InputError(f"{args.section}.real_labels: file not found", real_labels)
     started = time.perf_counter()
     with atomic_dir(args.out) as tmp:
-        summary = synthetic.generate_chexpert(
+        summary = synthetic_chexpert.generate_chexpert(
             tmp, n_train_patients=config.get("train_patients", 640), n_valid_patients=config.get("valid_patients", 120),
             n_test_patients=config.get("test_patients", 240), height=config.get("height", 128),
             width=config.get("width", 156), seed=config.get("seed", 0), jpeg_quality=config.get("jpeg_quality", 90),

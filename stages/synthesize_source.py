@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from cxrtransfer import sources
+from cxrtransfer.embedded import synthetic_source
 from cxrtransfer.cli import checked_section, load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir
@@ -36,11 +36,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                              args.params)
     started = time.perf_counter()
     try:
-        sources.source_classes(config.get("classes"))  # fail on bad classes before touching the output
+        synthetic_source.source_classes(config.get("classes"))  # fail on bad classes before touching the output
     except InputError as err:
         raise InputError(f"{args.section}.classes: {err}", args.params) from None
     with atomic_dir(args.out) as tmp:
-        summary = sources.generate_source(
+        summary = synthetic_source.generate_source(
             tmp, images_per_class=config.get("images_per_class", 64), height=config.get("height", 128),
             width=config.get("width", 156), seed=config.get("seed", 0), classes=config.get("classes"),
             workers=max(1, args.workers))

@@ -23,15 +23,16 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 
 def imported_modules(path: Path) -> set[str]:
     """Dotted names of the cxrtransfer modules (and `from` members) that `path` imports anywhere."""
-    in_package = path.parent.name == PACKAGE
+    package = path.relative_to(REPO).parent.parts  # ("cxrtransfer", "embedded") for a subpackage module
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: only used inside the package
-                assert in_package and node.level == 1, f"{path}: unexpected relative import"
-                module = PACKAGE + (f".{node.module}" if node.module else "")
+                assert package[:1] == (PACKAGE,) and node.level <= len(package), f"{path}: unexpected relative import"
+                base = package[:len(package) - node.level + 1]
+                module = ".".join(base) + (f".{node.module}" if node.module else "")
             else:
                 module = node.module or ""
             names.add(module)

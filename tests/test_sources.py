@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 from cxrtransfer import sources
+from cxrtransfer.embedded import synthetic_source
 from cxrtransfer.errors import InputError
 from stages import synthesize_source
 
@@ -83,15 +84,15 @@ def test_reader_rejects_empty_or_missing_roots(tmp_path):
 
 
 def test_generator_is_deterministic_and_balanced(tmp_path):
-    sources.generate_source(tmp_path / "a", seed=1, **SMALL)
-    sources.generate_source(tmp_path / "b", seed=1, workers=2, **SMALL)
-    sources.generate_source(tmp_path / "c", seed=2, **SMALL)
+    synthetic_source.generate_source(tmp_path / "a", seed=1, **SMALL)
+    synthetic_source.generate_source(tmp_path / "b", seed=1, workers=2, **SMALL)
+    synthetic_source.generate_source(tmp_path / "c", seed=2, **SMALL)
     first, second = sources.read_folder_dataset(tmp_path / "a"), sources.read_folder_dataset(tmp_path / "b")
     assert first.equals(second)
     for rel in first["path"]:
         np.testing.assert_array_equal(pixels(tmp_path / "a" / rel), pixels(tmp_path / "b" / rel))
     assert any(not np.array_equal(pixels(tmp_path / "a" / rel), pixels(tmp_path / "c" / rel)) for rel in first["path"])
-    expected = ["/".join(t) for t in sources.source_classes()]
+    expected = ["/".join(t) for t in synthetic_source.source_classes()]
     counts = first["class_name"].value_counts()
     assert sorted(counts.index) == sorted(expected) and (counts == SMALL["images_per_class"]).all()
     assert sorted(first["class_index"].unique()) == list(range(len(expected)))
@@ -100,21 +101,21 @@ def test_generator_is_deterministic_and_balanced(tmp_path):
 
 
 def test_no_chest_content_and_checked_classes():
-    classes = sources.source_classes()
+    classes = synthetic_source.source_classes()
     assert not {a for _, a, _ in classes} & {"chest", "lung", "thorax", "heart", "cardiac"}
     assert not {lbl for _, _, lbl in classes} & {"effusion", "cardiomegaly", "pneumonia", "edema", "atelectasis"}
     assert len({m for m, _, _ in classes}) == 3 and len({a for _, a, _ in classes}) >= 4
     with pytest.raises(InputError, match="unknown anatomy"):
-        sources.source_classes({"CT": {"chest": ["normal"]}})
+        synthetic_source.source_classes({"CT": {"chest": ["normal"]}})
     with pytest.raises(InputError, match="cannot draw"):
-        sources.source_classes({"MR": {"brain": ["tear"]}})
+        synthetic_source.source_classes({"MR": {"brain": ["tear"]}})
     with pytest.raises(InputError, match="unknown modality"):
-        sources.source_classes({"PET": {"brain": ["normal"]}})
+        synthetic_source.source_classes({"PET": {"brain": ["normal"]}})
 
 
 def test_classes_are_learnable_from_pixels(tmp_path):
     """Cross-validated logistic regression on 16x16 pixels beats the majority class by far."""
-    sources.generate_source(tmp_path / "s", images_per_class=10, height=40, width=48, seed=0)
+    synthetic_source.generate_source(tmp_path / "s", images_per_class=10, height=40, width=48, seed=0)
     frame = sources.read_folder_dataset(tmp_path / "s")
     x = np.stack([np.asarray(Image.open(tmp_path / "s" / p).resize((16, 16), Image.BILINEAR), np.float32).ravel() / 255
                   for p in frame["path"]])

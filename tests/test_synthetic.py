@@ -15,7 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from cxrtransfer import realdata, synthetic
+from cxrtransfer import realdata
+from cxrtransfer.embedded import synthetic_chexpert, xray, xray_findings, xray_labels
 from cxrtransfer.chexpert import COMPETITION_TASKS, HEADER, OBSERVATIONS, read_labels, read_test_groundtruth
 from cxrtransfer.errors import InputError
 from stages import synthesize
@@ -43,7 +44,7 @@ def patient_number(path: str) -> int:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("synthetic") / "out"
-    return root, synthetic.generate_chexpert(root, seed=3, **TINY)
+    return root, synthetic_chexpert.generate_chexpert(root, seed=3, **TINY)
 
 
 def test_layout_reads_back_like_chexpert(tiny):
@@ -117,8 +118,8 @@ def test_train_labels_carry_uncertainty_and_blanks(tiny):
 
 def test_invented_rates_match_the_configured_rates():
     n = 20_000
-    labels = synthetic.invented_labels(np.random.default_rng(0), n)
-    for name, (pos, unc, neg) in synthetic.INVENTED_RATES.items():
+    labels = xray_labels.invented_labels(np.random.default_rng(0), n)
+    for name, (pos, unc, neg) in xray_labels.INVENTED_RATES.items():
         col = labels[:, OBSERVATIONS.index(name)]
         observed = (np.mean(col == 1.0), np.mean(col == -1.0), np.mean(col == 0.0), np.mean(np.isnan(col)))
         if name == "Lung Opacity":  # also set by its child findings
@@ -130,7 +131,7 @@ def test_invented_rates_match_the_configured_rates():
     pathology = labels[:, [OBSERVATIONS.index(p) for p in PATHOLOGIES]]
     clean = ~np.isin(pathology, (1.0, -1.0)).any(axis=1)
     assert np.isnan(no_finding[~clean]).all() and set(np.unique(no_finding[clean & ~np.isnan(no_finding)])) == {1.0}
-    assert abs(np.mean(no_finding[clean] == 1.0) - synthetic.NO_FINDING_WHEN_CLEAN) < 0.03
+    assert abs(np.mean(no_finding[clean] == 1.0) - xray_labels.NO_FINDING_WHEN_CLEAN) < 0.03
     # Findings co-occur (sicker studies have more): positive correlation of positives.
     edema = labels[:, OBSERVATIONS.index("Edema")] == 1.0
     effusion = labels[:, OBSERVATIONS.index("Pleural Effusion")] == 1.0
@@ -144,8 +145,8 @@ def test_binarize_labels_by_hand():
     second = dict(row, **{"Atelectasis": 0.0, "No Finding": 1.0, "Support Devices": 1.0})
     raw = np.array([[r[n] for n in OBSERVATIONS] for r in (first, second)], dtype=np.float32)
     col = {n: i for i, n in enumerate(OBSERVATIONS)}
-    ones = synthetic.binarize_labels(raw, np.random.default_rng(0), uncertain_positive=1.0)
-    zeros = synthetic.binarize_labels(raw, np.random.default_rng(0), uncertain_positive=0.0)
+    ones = xray_labels.binarize_labels(raw, np.random.default_rng(0), uncertain_positive=1.0)
+    zeros = xray_labels.binarize_labels(raw, np.random.default_rng(0), uncertain_positive=0.0)
     for out in (ones, zeros):
         assert set(np.unique(out)) <= {0.0, 1.0}
         assert out[0, col["Edema"]] == 1 and out[0, col["Lung Opacity"]] == 1 and out[0, col["No Finding"]] == 0
@@ -158,9 +159,9 @@ def test_same_seed_same_bytes_any_workers_and_other_seed_differs(tmp_path):
     first = tmp_path / "a"
     second = tmp_path / "b"
     other = tmp_path / "c"
-    synthetic.generate_chexpert(first, seed=11, **TINY)
-    synthetic.generate_chexpert(second, seed=11, workers=2, **TINY)
-    synthetic.generate_chexpert(other, seed=12, **TINY)
+    synthetic_chexpert.generate_chexpert(first, seed=11, **TINY)
+    synthetic_chexpert.generate_chexpert(second, seed=11, workers=2, **TINY)
+    synthetic_chexpert.generate_chexpert(other, seed=12, **TINY)
     for name in ("train.csv", "valid.csv", "groundtruth.csv"):
         assert (first / DATASET / name).read_bytes() == (second / DATASET / name).read_bytes()
     images = sorted(p.relative_to(first) for p in first.rglob("*.jpg"))
@@ -174,16 +175,16 @@ def test_same_seed_same_bytes_any_workers_and_other_seed_differs(tmp_path):
 
 def test_bad_arguments_raise_input_error(tmp_path):
     with pytest.raises(InputError, match="labels"):
-        synthetic.generate_chexpert(tmp_path / "x", **{**TINY, "labels": "made-up"})
+        synthetic_chexpert.generate_chexpert(tmp_path / "x", **{**TINY, "labels": "made-up"})
     with pytest.raises(InputError, match="n_valid_patients"):
-        synthetic.generate_chexpert(tmp_path / "x", **{**TINY, "n_valid_patients": 0})
+        synthetic_chexpert.generate_chexpert(tmp_path / "x", **{**TINY, "n_valid_patients": 0})
     with pytest.raises(InputError, match="too small"):
-        synthetic.generate_chexpert(tmp_path / "x", **{**TINY, "height": 8})
+        synthetic_chexpert.generate_chexpert(tmp_path / "x", **{**TINY, "height": 8})
 
 
 def test_severity_of_uncertain_labels_is_weaker():
     rng = np.random.default_rng(0)
-    draw = {v: np.array([synthetic.finding_severity(v, rng) for _ in range(4000)]) for v in (1.0, -1.0, 0.0, np.nan)}
+    draw = {v: np.array([xray_findings.finding_severity(v, rng) for _ in range(4000)]) for v in (1.0, -1.0, 0.0, np.nan)}
     assert draw[1.0].min() >= 0.45 and draw[1.0].max() <= 1.0
     planted = draw[-1.0][draw[-1.0] > 0]
     assert planted.max() <= 0.5 and 0.6 < len(planted) / 4000 < 0.95
@@ -192,13 +193,13 @@ def test_severity_of_uncertain_labels_is_weaker():
 
 def still(findings: dict, *, frontal: bool = True, ap: bool = False) -> np.ndarray:
     """A render without pose, exposure or noise variation, so two renders differ only by the findings."""
-    anatomy = synthetic.sample_anatomy(np.random.default_rng(5), "Male", 50)
-    return synthetic.render_image(findings, anatomy, frontal=frontal, ap=ap, height=128, width=156,
+    anatomy = xray_findings.sample_anatomy(np.random.default_rng(5), "Male", 50)
+    return xray.render_image(findings, anatomy, frontal=frontal, ap=ap, height=128, width=156,
                                   rng=np.random.default_rng(9), pose_jitter=0.0, noise=0.0).astype(float)
 
 
 def findings_of(name: str, severity: float, **geometry) -> dict:
-    found = synthetic.sample_findings({name: 1.0}, np.random.default_rng(1))
+    found = xray_findings.sample_findings({name: 1.0}, np.random.default_rng(1))
     found[name].update(severity=severity, **geometry)
     return found
 
@@ -243,7 +244,7 @@ def test_real_label_mode_keeps_real_rows(tmp_path):
     subset.to_csv(csv, index=False)
     n_patients = patients[keep].nunique()
     out = tmp_path / "out"
-    summary = synthetic.generate_chexpert(out, n_train_patients=n_patients - 6, n_valid_patients=3,
+    summary = synthetic_chexpert.generate_chexpert(out, n_train_patients=n_patients - 6, n_valid_patients=3,
                                           n_test_patients=3, height=40, width=48, labels="real", real_labels=csv)
     assert summary["labels"] == "real"
     train = raw_cells(out / DATASET / "train.csv")
@@ -257,7 +258,7 @@ def test_real_label_mode_keeps_real_rows(tmp_path):
     read_labels(out / DATASET / "valid.csv")
     read_test_groundtruth(out / DATASET / "groundtruth.csv", out)
     with pytest.raises(InputError, match="patients"):
-        synthetic.generate_chexpert(tmp_path / "too_many", n_train_patients=n_patients, n_valid_patients=3,
+        synthetic_chexpert.generate_chexpert(tmp_path / "too_many", n_train_patients=n_patients, n_valid_patients=3,
                                     n_test_patients=3, height=40, width=48, labels="real", real_labels=csv)
 
 
@@ -278,7 +279,7 @@ def test_stage_writes_atomically_and_rejects_unknown_keys(tmp_path):
 def test_learnable_with_different_difficulty(tmp_path):
     """Logistic regression on 32x32 pixels: clearly above chance, not trivial, and the tasks differ."""
     root = tmp_path / "learn"
-    synthetic.generate_chexpert(root, n_train_patients=300, n_valid_patients=2, n_test_patients=200, height=64,
+    synthetic_chexpert.generate_chexpert(root, n_train_patients=300, n_valid_patients=2, n_test_patients=200, height=64,
                                 width=78, labels="invented", seed=0)
     train = read_labels(root / DATASET / "train.csv")
     test = read_test_groundtruth(root / DATASET / "groundtruth.csv", root)
