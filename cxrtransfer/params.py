@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .chexpert import OBSERVATIONS, POLICIES
+from .cli import section
 from .errors import InputError
 
 
@@ -166,15 +167,6 @@ def check_section(config: Any, name: str, schema: Mapping[str, Key], source: str
     return config
 
 
-def _at(params: Mapping[str, Any], dotted: str, source: Path) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise InputError(f"missing key '{dotted}'", source)
-        node = node[part]
-    return node
-
-
 def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path = "params.yaml",
           arch: str | None = None) -> None:
     """Check the top level and the named sections (dotted names, e.g. "pretrain.data") of params.
@@ -191,14 +183,14 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
         check_value(f"inits.{kind}", names, NAMES, source)
     schemas = SECTIONS
     for name in sections:
-        check_section(_at(params, name, source), name, schemas[name], source)
+        check_section(section(params, name, source), name, schemas[name], source)
     if "train" in sections:
-        train = _at(params, "train", source)
+        train = section(params, "train", source)
         if arch is not None:
             override = (params.get("overrides") or {}).get(arch) or {}
             check_section(override, f"overrides.{arch}", schemas["train"], source)
             train = {**train, **override}
-        tasks = _at(params, "data.tasks", source)
+        tasks = section(params, "data.tasks", source)
         outside = [t for t in train.get("selection_tasks") or [] if t not in tasks]
         if outside:
             raise InputError(f"train.selection_tasks {outside} not in data.tasks {list(tasks)}", source)

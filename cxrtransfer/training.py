@@ -135,7 +135,7 @@ class FitConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
-    eval_every_images: int = 4800
+    eval_every_images: int = 8192  # CheXtransfer (the CheXpert paper's scripts: 4800)
     top_k: int = 10
     seed: int = 0
     eval_batch_size: int = 128

@@ -53,6 +53,8 @@ def test_the_image_cache_adds_almost_nothing_to_a_train_stages_peak_rss(tmp_path
         "init": {"seed": 0, "weights_dir": "weights", "files": {}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    # a random init is normalized with the training split's statistics (the normalization stage's JSON)
+    (tmp_path / "normalization.json").write_text('{"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}')
     init_stage.main(["--params", str(tmp_path / "params.yaml"), "--arch", "resnet18", "--init", "random",
                      "--out", str(tmp_path / "init.safetensors"), "--metrics", str(tmp_path / "init.json"),
                      "--state", str(tmp_path / "init_state")])
@@ -71,7 +73,8 @@ def peak_rss(root: Path, name: str, count: int) -> int:
              "--arch", "resnet18", "--init", "random", "--init-weights", str(root / "init.safetensors"),
              "--cache", str(root / name), "--split", str(root / name / "split.csv"),
              "--out", str(root / name / "model"), "--metrics", str(root / name / "metrics.json"),
-             "--live", str(root / name / "live"), "--state", str(root / name / "state")]
+             "--live", str(root / name / "live"), "--state", str(root / name / "state"),
+             "--normalization", str(root / "normalization.json")]
     # A parent of its own, so RUSAGE_CHILDREN holds this stage's peak only (kilobytes on Linux).
     measure = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
