@@ -15,6 +15,8 @@ from ..chexpert import OBSERVATIONS
 PATHOLOGIES: tuple[str, ...] = tuple(o for o in OBSERVATIONS if o not in ("No Finding", "Support Devices"))
 OPACITY_CHILDREN: tuple[str, ...] = ("Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis")
 Findings = Mapping[str, Mapping[str, Any]]
+# Air-space opacities: base density of each, in drawing order.
+_PATCH_DENSITY: tuple[tuple[str, float], ...] = (("Consolidation", 0.55), ("Pneumonia", 0.35), ("Lung Opacity", 0.35))
 
 _LOBES: tuple[tuple[str, int], ...] = (("lower", -1), ("lower", 1), ("upper", -1), ("upper", 1),
                                        ("middle", -1), ("middle", 1))
@@ -127,3 +129,11 @@ def sample_anatomy(rng: np.random.Generator, sex: str = "Male", age: float = 60.
 def severity(findings: Findings, name: str) -> float:
     """The planted severity of `name` (0 when absent)."""
     return float(findings[name]["severity"]) if name in findings else 0.0
+
+
+def air_space_patches(findings: Findings) -> list[tuple[str, float, Mapping[str, Any]]]:
+    """(name, base density, finding) of each air-space opacity to draw, in drawing order; Lung Opacity
+    only when none of its child findings is drawn (they show it already)."""
+    child_drawn = any(o in findings for o in OPACITY_CHILDREN)
+    return [(name, density, findings[name]) for name, density in _PATCH_DENSITY
+            if name in findings and not (name == "Lung Opacity" and child_drawn)]

@@ -15,13 +15,11 @@ import numpy as np
 from . import portable
 from .drawing import bump, ramp, smooth_noise, wave
 from .xray_devices import devices
-from .xray_findings import OPACITY_CHILDREN, Findings, severity
+from .xray_findings import Findings, air_space_patches, severity
 
 _EDGE = 0.012  # edge softness of the lungs
 _RIB_SPACING = 0.068
 _LOBE_CENTRES = {"lower": (0.2, -0.09), "upper": (0.2, 0.3), "middle": (0.11, -0.2)}
-# Air-space opacities: base density of each (Lung Opacity only when none of its child findings is drawn).
-_PATCH_DENSITY = (("Consolidation", 0.55), ("Pneumonia", 0.35), ("Lung Opacity", 0.35))
 
 
 @dataclass
@@ -102,10 +100,7 @@ def _effusion(c: Chest, eff: Mapping[str, Any], ap: bool, clear: np.ndarray) -> 
 
 
 def _patches(c: Chest, findings: Findings, clear: np.ndarray) -> None:
-    for name, density in _PATCH_DENSITY:
-        if name not in findings or (name == "Lung Opacity" and any(o in findings for o in OPACITY_CHILDREN)):
-            continue
-        item = findings[name]
+    for name, density, item in air_space_patches(findings):
         for patch in item["patches"]:
             clear *= 1 - (density + 0.35 * item["severity"]) * _patch(
                 c, patch, item["severity"], soft=(name != "Consolidation"))

@@ -54,6 +54,12 @@ AP_FRACTION = 0.85
 LABEL_STREAM, PATIENT_STREAM, STUDY_STREAM, VIEW_STREAM, REAL_STREAM = 0, 1, 2, 3, 4
 
 
+def _mark_lung_opacity(labels: np.ndarray) -> None:
+    """Lung Opacity positive wherever a child finding is (the labeler's hierarchy), in place."""
+    children = [OBSERVATIONS.index(c) for c in OPACITY_CHILDREN]
+    labels[(labels[:, children] == 1.0).any(axis=1), OBSERVATIONS.index("Lung Opacity")] = 1.0
+
+
 def invented_labels(rng: np.random.Generator, n_studies: int,
                     rates: Mapping[str, tuple[float, float, float]] = INVENTED_RATES,
                     correlation: float = INVENTED_CORRELATION) -> np.ndarray:
@@ -69,9 +75,7 @@ def invented_labels(rng: np.random.Generator, n_studies: int,
         q = quantile[:, j]
         values = np.where(q > 1 - pos, 1.0, np.where(q > 1 - pos - unc, -1.0, np.where(q > 1 - pos - unc - neg, 0.0, np.nan)))
         out[:, col] = values
-    lo = OBSERVATIONS.index("Lung Opacity")
-    children = [OBSERVATIONS.index(c) for c in OPACITY_CHILDREN]
-    out[(out[:, children] == 1.0).any(axis=1), lo] = 1.0
+    _mark_lung_opacity(out)
     pathology = [OBSERVATIONS.index(p) for p in PATHOLOGIES]
     clean = ~np.isin(out[:, pathology], (1.0, -1.0)).any(axis=1)
     mentioned = rng.random(n_studies) < NO_FINDING_WHEN_CLEAN
@@ -89,9 +93,7 @@ def binarize_labels(raw: np.ndarray, rng: np.random.Generator, uncertain_positiv
     uncertain = out == -1.0
     out[uncertain] = (rng.random(int(uncertain.sum())) < uncertain_positive).astype(np.float32)
     out[np.isnan(out)] = 0.0
-    lo = OBSERVATIONS.index("Lung Opacity")
-    children = [OBSERVATIONS.index(c) for c in OPACITY_CHILDREN]
-    out[(out[:, children] == 1.0).any(axis=1), lo] = 1.0
+    _mark_lung_opacity(out)
     pathology = [OBSERVATIONS.index(p) for p in PATHOLOGIES]
     out[:, OBSERVATIONS.index("No Finding")] = (out[:, pathology] != 1.0).all(axis=1).astype(np.float32)
     return out
@@ -118,7 +120,7 @@ def invented_table(seed: int, counts: Mapping[str, int], max_studies_per_patient
         ages = np.clip(np.rint(rng.normal(60, 17, size=n_patients)), 18, 90).astype(int)
         n_views = rng.choice([1, 2, 3], size=len(raw), p=VIEWS_PER_STUDY)
         devices = raw[:, OBSERVATIONS.index("Support Devices")] == 1.0
-        study_row = 0
+        study_row, first_label_row = 0, sum(len(b) for b in label_blocks)
         for p in range(n_patients):
             patient += 1
             for s in range(int(studies[p])):
@@ -129,7 +131,7 @@ def invented_table(seed: int, counts: Mapping[str, int], max_studies_per_patient
                                  "frontal": not lateral,
                                  "ap_pa": "" if lateral else ("AP" if rng.random() < ap_share else "PA"),
                                  "sex": str(sexes[p]), "age": float(ages[p] + s // 2),
-                                 "label_row": sum(len(b) for b in label_blocks) + study_row})
+                                 "label_row": first_label_row + study_row})
                 study_row += 1
         label_blocks.append(raw)
     table = pd.DataFrame(rows)

@@ -9,10 +9,9 @@ import numpy as np
 
 from .drawing import bump, line, ramp, smooth_noise, wave
 from .xray_devices import devices
-from .xray_findings import OPACITY_CHILDREN, Findings, severity
+from .xray_findings import Findings, air_space_patches, severity
 
 _EDGE = 0.012
-_PATCH_DENSITY = (("Consolidation", 0.55), ("Pneumonia", 0.35), ("Lung Opacity", 0.35))
 
 
 @dataclass
@@ -53,10 +52,7 @@ def _heart(s: Side, anatomy: Mapping[str, float], findings: Findings) -> np.ndar
 def _patches(s: Side, findings: Findings, clear: np.ndarray) -> None:
     centres = {"lower": (0.15, s.base - 0.12), "upper": (0.0, 0.3), "middle": (-0.12, s.base - 0.17)}
     h, w = s.x.shape
-    for name, density in _PATCH_DENSITY:
-        if name not in findings or (name == "Lung Opacity" and any(c in findings for c in OPACITY_CHILDREN)):
-            continue
-        item = findings[name]
+    for _, density, item in air_space_patches(findings):
         for patch in item["patches"]:
             cx, cy = centres[patch["lobe"][0]]
             ox, oy = patch["offset"]
