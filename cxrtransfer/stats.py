@@ -45,9 +45,8 @@ MODEL_COLUMNS: tuple[str, ...] = ("model",) + MODEL_KEYS + ("checkpoints",)
 
 # CheXtransfer's own figures (Ke et al., "CheXtransfer: Performance and Parameter Efficiency of ImageNet
 # Models for Chest X-Ray Interpretation", CHIL 2021), put beside ours. "without" is the baseline init
-# (no pretraining), "with" ImageNet pretraining (PAPER_PRETRAINED_INIT).
+# (no pretraining), "with" ImageNet pretraining (beside every other init: paper_key).
 PAPER_SOURCE = "Ke et al., CheXtransfer, CHIL 2021"
-PAPER_PRETRAINED_INIT = "imagenet"
 PAPER_SPEARMAN: dict[str, dict[str, float]] = {
     "imagenet_top1_vs_auc": {"without_pretraining": 0.082, "with_pretraining": 0.059},
     "params_vs_auc": {"without_pretraining": 0.791, "with_pretraining": 0.565},
@@ -616,11 +615,6 @@ def paper_figure(table: Mapping[str, Mapping[str, Any]], correlation: str, init:
     """The paper's figure for this correlation and init (both top-1 columns stand beside its one top-1 rho)."""
     key = "imagenet_top1_vs_auc" if correlation in TOP1_COLUMNS.values() else correlation
     return table[key].get(paper_key(init, baseline_init))
-
-
-def paper_rho(correlation: str, init: str, baseline_init: str) -> float | None:
-    """The paper's Spearman rho for this correlation and init, if it reported one."""
-    return paper_figure(PAPER_SPEARMAN, correlation, init, baseline_init)
 
 
 def correlation_points(mean_auc: Mapping[str, float], models: pd.DataFrame, architectures: pd.DataFrame,

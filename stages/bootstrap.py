@@ -32,8 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def bootstrap_settings(params: dict[str, Any], source: Path) -> dict[str, Any]:
-    """bootstrap.* checked: replicates >= 1, confidence in (0, 1), unit patient | study, compare a list of
-    [a, b] pairs."""
+    """bootstrap.* checked: replicates >= 1, confidence in (0, 1), compare a list of [a, b] pairs; unit
+    (patient | study) defaults to patient."""
     config = section(params, "bootstrap", source)
     replicates, confidence = config.get("replicates"), config.get("confidence")
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
@@ -43,9 +43,7 @@ def bootstrap_settings(params: dict[str, Any], source: Path) -> dict[str, Any]:
     seed = config.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"bootstrap.seed must be a non-negative integer, got {seed!r}", source)
-    unit = config.get("unit", "patient")
-    if unit not in stats.BOOTSTRAP_UNITS:
-        raise InputError(f"bootstrap.unit must be one of {list(stats.BOOTSTRAP_UNITS)}, got {unit!r}", source)
+    unit = config.get("unit", "patient")  # one of patient | study: checked by params.check
     compare = config.get("compare") or []
     if not isinstance(compare, list) or not all(isinstance(p, list) and len(p) == 2 for p in compare):
         raise InputError(f"bootstrap.compare must be a list of [model_a, model_b] pairs, got {compare!r}", source)

@@ -39,9 +39,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def declared_models(params: dict, source: Path) -> list[tuple[str, str, str]]:
     """(name, arch, "models" or "truncated") of every model the params declare, each group sorted by name."""
-    inits = section(params, "inits", source)
-    if not isinstance(inits, dict) or not all(isinstance(v, list) for v in inits.values()):
-        raise InputError(f"'inits' must map each kind of init to a list of names, not {inits!r}", source)
+    inits = section(params, "inits", source)  # its shape is checked by params.check
     trained = sorted((f"{arch}-{init}", arch, "models") for arch in section(params, "architectures", source)
                      for names in inits.values() for init in names)
     truncated = sorted((f"{arch}-k{k}", arch, "truncated") for arch in section(params, "truncation.architectures", source)
