@@ -46,7 +46,7 @@ def pick_architecture(params: dict[str, Any]) -> str:
     return (plain or list(params["architectures"]))[-1]
 
 
-def _seconds(args: list[str], repo: Path, sh, repeats: int) -> tuple[float, Any]:
+def _seconds(args: list[str], repo: Path, repeats: int) -> tuple[float, Any]:
     best, done = float("inf"), None
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
@@ -64,9 +64,9 @@ def pipeline_rows(repeats: int = 2, log=print) -> list[dict[str, Any]]:
         all_stages = ran(first.stdout)
         log(f"  pipeline: first dvc repro ran {len(all_stages)} stages in {first_s:.1f} s")
 
-        startup_s, _ = _seconds(["dvc", "version"], repo, sh, repeats)
-        noop_s, noop = _seconds(["dvc", "repro"], repo, sh, repeats)
-        status_s, status = _seconds(["dvc", "status"], repo, sh, repeats)
+        startup_s, _ = _seconds(["dvc", "version"], repo, repeats)
+        noop_s, noop = _seconds(["dvc", "repro"], repo, repeats)
+        status_s, status = _seconds(["dvc", "status"], repo, repeats)
         noop_ran = ran(noop.stdout)
         status_clean = "up to date" in status.stdout.lower() or not status.stdout.strip()
 

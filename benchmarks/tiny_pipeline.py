@@ -5,16 +5,15 @@ Used by the pipeline benchmark row and by tests/test_pipeline.py (benchmarks nev
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from cxrtransfer.lab import deep_merge
+from cxrtransfer.rehearsal import commit_new_repo, repo_env
 
 REPO = Path(__file__).resolve().parents[1]
 # Two architectures x {random, indomain}, one truncated model: every kind of stage, in about a minute.
@@ -35,9 +34,7 @@ TINY = {
 
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run a command with this interpreter's environment first on PATH (DVC stages call `python`)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = dict(repo_env(), OMP_NUM_THREADS="1")
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
@@ -58,9 +55,5 @@ def make_repo(path: Path, overlay: dict | None = None) -> Path:
         shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     params = deep_merge(deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY), overlay or {})
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(["git", "init", "-q", "-b", "main"], path)
-    sh(["dvc", "init", "-q"], path)
-    sh(["dvc", "config", "core.analytics", "false"], path)
-    sh(["git", "add", "-A"], path)
-    sh(["git", "commit", "-qm", "tiny pipeline"], path)
+    commit_new_repo(path, "tiny pipeline", sh)
     return path

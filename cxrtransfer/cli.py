@@ -42,23 +42,11 @@ def checked_section(config: Any, name: str, schema: dict[str, type], source: str
 
     Keys set to null are dropped, so the caller's defaults apply.
     """
+    from .params import Key, check_section  # params imports this module
     if not isinstance(config, dict):
         raise InputError(f"'{name}' must be a mapping", source)
-    unknown = sorted(set(config) - set(schema))
-    if unknown:
-        from .params import suggestion
-        raise InputError(f"unknown key '{name}.{unknown[0]}'{suggestion(str(unknown[0]), list(schema))}", source)
-    out = {}
-    for key, value in config.items():
-        if value is None:
-            continue
-        kind = schema[key]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InputError(f"{name}.{key} must be an integer, got {value!r}", source)
-        if kind is str and not isinstance(value, str):
-            raise InputError(f"{name}.{key} must be a string, got {value!r}", source)
-        out[key] = value
-    return out
+    check_section(config, name, {key: Key(kind, nullable=True) for key, kind in schema.items()}, source)
+    return {key: value for key, value in config.items() if value is not None}
 
 
 def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:

@@ -102,8 +102,8 @@ def suggestion(key: str, known: Sequence[str]) -> str:
 
 def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool):
-        return bool in kinds
+    if isinstance(value, bool):  # YAML's true/false is not a number here
+        return bool in kinds or object in kinds
     return isinstance(value, kinds)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrtransfer import checkpoints, slurm
+from cxrtransfer import checkpoints, rehearsal, slurm
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
@@ -143,9 +143,7 @@ def run(args: list[str], env: dict, cwd: Path | None = None, check: bool = True)
 
 
 def job_env(env: dict) -> dict:
-    return dict(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", DVC_NO_ANALYTICS="1",
-                OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                GIT_COMMITTER_EMAIL="t@t", PYTHONPATH=str(REPO))
+    return dict(rehearsal.repo_env(env), OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
 
 
 def make_repo(path: Path, env: dict, overrides: dict | None = None) -> Path:
