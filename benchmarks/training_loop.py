@@ -53,6 +53,7 @@ class _Setup:
     bare_y: torch.Tensor
     project_model: torch.nn.Module
     bare_model: torch.nn.Module
+    precision: training.Precision  # one for the run, as fit() keeps it (fp16: one GradScaler)
 
 
 def _fake_targets(rng: np.random.Generator, n: int, policies: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +87,8 @@ def _setup(arch: str, size: int, sizes: TrainSizes, policies: Sequence[str], lr:
         bare_x = bare_x.contiguous(memory_format=torch.channels_last)
     project_opt = torch.optim.Adam(project_model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
     bare_opt = torch.optim.Adam(bare_model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
-    setup = _Setup(arch, size, layout, normalization, device, train_set, bare_x, bare_y, project_model, bare_model)
+    setup = _Setup(arch, size, layout, normalization, device, train_set, bare_x, bare_y, project_model, bare_model,
+                   training.Precision.for_device(device))
     return setup, project_opt, bare_opt
 
 
@@ -111,7 +113,7 @@ def _project_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Posi
     start = time.perf_counter()
     for _ in range(steps):
         training.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
-                            s.normalization)
+                            s.normalization, s.precision)
     if s.device.type == "cuda":
         torch.cuda.synchronize()  # train_step does not wait for the GPU; the time must cover the work
     return time.perf_counter() - start

@@ -126,9 +126,11 @@ def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int =
     zeros = np.zeros((batch_size, 6), dtype=np.float32)
     data = training.ImageSet(images, np.arange(batch_size), zeros, zeros + 1)
     positions = np.arange(batch_size)
+    precision = training.Precision.for_device(device)  # once per run, as fit() does (a GradScaler keeps state)
 
     def step() -> None:
-        training.train_step(model, layout, optimizer, data.batch(positions), device, models.normalization(arch))
+        training.train_step(model, layout, optimizer, data.batch(positions), device, models.normalization(arch),
+                            precision)
 
     step()
     if device.type == "cuda":
@@ -223,13 +225,13 @@ def paper(args: argparse.Namespace) -> None:
         sys.exit(subprocess.call(["dvc", "repro"]))
 
 
-def print_plan(merged: Mapping[str, Any], measure: bool) -> None:
+def print_plan(params: Mapping[str, Any], measure: bool) -> None:
     """Stages, models and images per run of the grid; with `measure`, device-hours from measured steps."""
-    data, train = merged["data"], merged["train"]
+    data, train = params["data"], params["train"]
     folder = Path(data["root"]) / data["dataset"]
     n_train = count_images(folder / "train.csv", bool(data.get("frontal_only")))
     n_valid = count_images(folder / "valid.csv", bool(data.get("frontal_only")))
-    plan = grid_plan(merged)
+    plan = grid_plan(params)
     work = images_per_run(n_train, n_valid, int(train["epochs"]), int(train["eval_every_images"]),
                           int(train["top_k"]), n_test=668)
     print("plan:")
@@ -237,14 +239,14 @@ def print_plan(merged: Mapping[str, Any], measure: bool) -> None:
         print(f"  {key:<18} {value}")
     print(f"  per run: {work['train']:,.0f} training images, {work['inference']:,.0f} inference images")
     if measure:
-        truncated = set(merged["truncation"]["architectures"])
-        runs = {a: len(init_names(merged)) + (len(merged["truncation"]["blocks"]) if a in truncated else 0)
-                for a in merged["architectures"]}
+        truncated = set(params["truncation"]["architectures"])
+        runs = {a: len(init_names(params)) + (len(params["truncation"]["blocks"]) if a in truncated else 0)
+                for a in params["architectures"]}
         throughput = {a: measure_throughput(a, int(data["image_size"]), int(train["batch_size"]))
-                      for a in merged["architectures"]}
+                      for a in params["architectures"]}
         for arch, rate in throughput.items():
             print(f"  measured {arch:<16} {rate:8.1f} img/s")
-        hours = gpu_hours(merged["architectures"], runs, throughput, work)
+        hours = gpu_hours(params["architectures"], runs, throughput, work)
         print(f"  estimated device-hours on this machine's device: {hours:,.1f} "
               f"(truncated models counted at full-model cost)")
     else:

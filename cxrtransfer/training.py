@@ -310,14 +310,12 @@ def prefetched(batches: Iterator[Batch], device: torch.device, normalization: No
 
 
 def train_step(net: torch.nn.Module, layout: OutputLayout, optimizer: torch.optim.Optimizer,
-               batch: Batch, device: torch.device, normalization: Normalization = IMAGENET_NORMALIZATION,
-               precision: Precision | None = None) -> torch.Tensor:
+               batch: Batch, device: torch.device, normalization: Normalization, precision: Precision) -> torch.Tensor:
     """One Adam step on a batch (from ImageSet.batch, or already on the device); returns the loss tensor,
     detached and left on the device: reading it (.item()) would make the host wait for the GPU.
 
     The one training step: fit() runs it, and the benchmarks and the device-hours estimate time it.
     """
-    precision = precision or Precision.for_device(device)
     x, targets, mask = to_device(batch, device, normalization) if batch[0].dtype == torch.uint8 else batch
     with precision.autocast(device):
         logits = net(x)

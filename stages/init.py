@@ -96,10 +96,10 @@ def file_weights(arch: str, init: str, params: dict, source: Path) -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
-    schema.check(params, ["init", "pretrain"] if init_kind(args.init) == "indomain" else ["init"], args.params)
+    kind = init_kind(args.init)
+    schema.check(params, ["init", "pretrain"] if kind == "indomain" else ["init"], args.params)
     models.architecture(args.arch)  # unknown names fail here, before any work
     metrics: dict = {"init": args.init}
-    kind = init_kind(args.init)
     if kind == "indomain":
         body, pretrain_metrics = pretrain_indomain(args, section(params, "pretrain", args.params))
         metrics.update(pretrain_metrics)
