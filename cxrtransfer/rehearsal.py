@@ -8,7 +8,7 @@ complete params file with only the knobs of SCALE_KNOBS changed (the settings ta
 dataset is the pipeline's own `synthesize` stage in the real CheXpert-v1.0-small layout: full-size
 JPEGs (320 x 390) and label rows drawn from the real CheXpert train.csv. ImageNet weights cannot be
 downloaded here, so the rehearsal writes, for every architecture, a seeded random timm model in the
-file layout `make weights` produces (weights/<timm_model>.<tag>.safetensors): init@<arch>-imagenet
+file layout `make weights` produces (weights/<timm_model>.<tag>.safetensors): init_weights@<arch>-imagenet
 loads them through the real offline lookup (cxrtransfer.weights.resolve_imagenet_weights).
 
 After `dvc repro` (through `report`) it checks what only a real run shows: every model's ensemble
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -93,11 +93,16 @@ def make_repo(workdir: Path, params: Mapping[str, Any]) -> Path:
             shutil.copy2(source, repo / name)
     (repo / "params.yaml").write_text(yaml.safe_dump(dict(params), sort_keys=False))
     (repo / ".gitignore").write_text("/.state/\n__pycache__/\n/weights/\n")
+    commit_new_repo(repo, "rehearsal", run)
+    return repo
+
+
+def commit_new_repo(repo: Path, message: str, run: Callable[[list[str], Path], Any]) -> None:
+    """git init + dvc init (analytics off) in `repo`, then commit everything there with `run(command, cwd)`."""
     for command in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"],
                     ["dvc", "config", "core.analytics", "false"], ["git", "add", "-A"],
-                    ["git", "commit", "-qm", "rehearsal"]):
+                    ["git", "commit", "-qm", message]):
         run(command, repo)
-    return repo
 
 
 def write_standin_weights(repo: Path, architectures: Sequence[str]) -> list[Path]:
@@ -113,14 +118,20 @@ def write_standin_weights(repo: Path, architectures: Sequence[str]) -> list[Path
     return paths
 
 
-def run(command: Sequence[str], cwd: Path) -> str:
+def repo_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) for git and dvc in a throwaway repository: this
+    interpreter's folder first on PATH (DVC stages call `python`), no analytics, a commit identity."""
+    base = os.environ if base is None else base
     # One intra-op thread unless told otherwise: with 2 threads on 2 busy cores a training step of the
     # small preset took 17 s instead of 0.5 s (OpenMP threads waiting for a core).
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
-               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="rehearsal", GIT_AUTHOR_EMAIL="rehearsal@localhost",
-               GIT_COMMITTER_NAME="rehearsal", GIT_COMMITTER_EMAIL="rehearsal@localhost")
-    done = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True)
+    return dict(base, PATH=f"{Path(sys.executable).parent}{os.pathsep}{base['PATH']}",
+                OMP_NUM_THREADS=base.get("OMP_NUM_THREADS", "1"),
+                DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="rehearsal", GIT_AUTHOR_EMAIL="rehearsal@localhost",
+                GIT_COMMITTER_NAME="rehearsal", GIT_COMMITTER_EMAIL="rehearsal@localhost")
+
+
+def run(command: Sequence[str], cwd: Path) -> str:
+    done = subprocess.run(list(command), cwd=cwd, env=repo_env(), capture_output=True, text=True)
     if done.returncode != 0:
         raise PipelineError(f"`{' '.join(command)}` failed (exit {done.returncode}): "
                             f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")

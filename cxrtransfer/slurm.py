@@ -4,7 +4,7 @@
                                     [--time 24:00:00] [--account lab] [--work-dir .slurm] [--dry-run]
 
 Stages and their order come from DVC (`Repo.index.graph`). Matrix/foreach items (DVC names them
-`<group>@<key>`: init@..., train@..., truncate@...) are model stages: one job each, named after the
+`<group>@<key>`: init_<kind>@..., train_<kind>@..., truncate@...) are model stages: one job each, named after the
 stage, depending (`afterok`) on the jobs of its upstream model stages. A `prepare` job first runs the
 plain stages they need (preprocess, split, ...); a `study` job last runs `dvc repro` in this
 workspace, which restores every model stage from the run-cache and runs the study-level stages.

@@ -1,4 +1,4 @@
-"""Stage train@<arch>-<init> (and truncate@<arch>-k<k>): fine-tune one model on CheXpert.
+"""Stages train_<kind>@<arch>-<init> (and truncate@<arch>-<k>): fine-tune one model on CheXpert.
 
 Writes the top-k checkpoints (safetensors), validation and test predictions of every kept checkpoint,
 model.json (what was trained, with the effective configuration) and a small metrics JSON.
