@@ -44,7 +44,7 @@ lock:
 # The demo runs the model stages on two single-threaded workers: on 2 CPU cores that is about 1.4x
 # faster than one two-threaded `dvc repro` (measured in benchmarks); plain `dvc repro` gives the same result.
 demo: install
-	python -m cxrtransfer.lab parallel --workers 2
+	cxrtransfer parallel --workers 2
 	@echo "report: reports/summary.md. Before any dvc command: source $(BIN)/activate (then e.g. dvc metrics show)"
 
 test: install
@@ -55,7 +55,7 @@ bench: install
 
 # On a machine with internet: fetch timm's pinned ImageNet weights into weights/ and track them with DVC.
 weights: install
-	$(BIN)/python -m cxrtransfer.weights export --all --out weights
+	cxrtransfer weights export --all --out weights
 	dvc add weights
 
 clean-state:
@@ -63,25 +63,25 @@ clean-state:
 
 # The paper's configuration on real CheXpert (GPUs): prints stages, models and estimated device-hours first.
 paper: install
-	python -m cxrtransfer.lab paper --data-root "$(DATA_ROOT)" --measure --run
+	cxrtransfer paper --data-root "$(DATA_ROOT)" --measure --run
 
 # The paper configuration rehearsed on CPU in a new folder (never this checkout): configs/paper.yaml changed
 # only by named scale knobs, full-size synthetic CheXpert with real label rows, through report, then checked.
 REHEARSAL ?= large
 REHEARSAL_DIR ?= $(shell mktemp -d -u /tmp/cxrtransfer-rehearsal.XXXXXX)
 rehearsal: install
-	python -m cxrtransfer.rehearsal --preset $(REHEARSAL) --workdir "$(REHEARSAL_DIR)"
+	cxrtransfer rehearsal --preset $(REHEARSAL) --workdir "$(REHEARSAL_DIR)"
 
 # The model stages on WORKERS local workers, one GPU each (GPUS=0,1,...), then the study-level stages.
 WORKERS ?= 2
 parallel: install
-	python -m cxrtransfer.lab parallel --workers $(WORKERS) --gpus "$(GPUS)"
+	cxrtransfer parallel --workers $(WORKERS) --gpus "$(GPUS)"
 
 # The model stages as SLURM jobs (one per stage) and the study as one job after them: README "SLURM".
 # Resources: SLURM_ARGS="--partition gpu --gpus-per-job 1 --cpus-per-job 8 --mem 32G --time 24:00:00".
 SLURM_ARGS ?=
 slurm: install
-	python -m cxrtransfer.lab slurm $(SLURM_ARGS)
+	cxrtransfer slurm $(SLURM_ARGS)
 
 # Debian's SLURM and munge (as root), then the test that starts a single-node cluster and runs a tiny grid on it.
 slurm-packages:

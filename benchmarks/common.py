@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 def row(key: str, what: str, unit: str, project: float, baseline: float, ratio: float, target: str,
@@ -27,3 +28,14 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = function()
     return time.perf_counter() - start, result
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overlay` applied: mappings merge key by key, anything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cxrtransfer import images
+from cxrtransfer.data import images
 from cxrtransfer.embedded import xray, xray_findings
 
 from .common import row, timed

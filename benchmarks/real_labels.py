@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cxrtransfer import chexpert, realdata
-from cxrtransfer.splits import SPLITS, make_split
+from cxrtransfer.data import chexpert
+from cxrtransfer.data import real_labels as realdata
+from cxrtransfer.data.splits import SPLITS, make_split
 
 FRACTIONS = {"train": 0.75, "valid": 0.10, "test": 0.15}
 NAME = "real CheXpert labels: parse + split"

@@ -20,8 +20,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from cxrtransfer import chexpert
-from cxrtransfer.cli import load_params
+from cxrtransfer.data import chexpert
+from cxrtransfer.pipeline.config import load_params
 from cxrtransfer.fileio import write_json
 
 from . import bootstrap, pipeline, preprocessing, training_loop
@@ -79,7 +79,7 @@ def real_labels_rows(log=print) -> list[dict[str, Any]]:
     """The real CheXpert train.csv: parse + split time (time target) against a bare pandas read of the file."""
     import pandas as pd
 
-    from cxrtransfer import realdata
+    from cxrtransfer.data import real_labels as realdata
 
     key, target = "real-labels", f"< {REAL_LABELS_TARGET_S:g} s"
     result = bench_real_labels()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from cxrtransfer.lab import deep_merge
-from cxrtransfer.rehearsal import commit_new_repo, repo_env
+from benchmarks.common import deep_merge
+from cxrtransfer.lab.rehearsal import commit_new_repo, repo_env
 
 REPO = Path(__file__).resolve().parents[1]
 # Two architectures x {random, indomain}, one truncated model: every kind of stage, in about a minute.

@@ -1,6 +1,6 @@
-"""Rows 1 and 5: the training step of `cxrtransfer.training.fit` against a bare loop, and batched inference.
+"""Rows 1 and 5: the training step of `cxrtransfer.loop.fit` against a bare loop, and batched inference.
 
-The project step is fit()'s own `training.train_step` on batches from ImageSet.batch (a uint8 cache):
+The project step is fit()'s own `loop.train_step` on batches from ImageSet.batch (a uint8 cache):
 to_model_input, the model under fit's autocast rule, ChexpertLayout.loss, zero_grad / backward / Adam
 step; the loss stays on the device (fit() checks it at each evaluation, not every step). The bare loop trains an identical copy
 of the model on float tensors normalized in memory once, with a plain BCE and the same optimizer and
@@ -19,7 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxrtransfer import chexpert, models, training
+from cxrtransfer.training import dataset, devices, layouts, loop
+from cxrtransfer.data import chexpert
+from cxrtransfer.models import architectures as models
 
 from .common import row
 
@@ -45,15 +47,15 @@ class TrainSizes:
 class _Setup:
     arch: str
     size: int
-    layout: training.ChexpertLayout
-    normalization: training.Normalization
+    layout: layouts.ChexpertLayout
+    normalization: dataset.Normalization
     device: torch.device
-    train_set: training.ImageSet
+    train_set: dataset.ImageSet
     bare_x: torch.Tensor
     bare_y: torch.Tensor
     project_model: torch.nn.Module
     bare_model: torch.nn.Module
-    precision: training.Precision  # one for the run, as fit() keeps it (fp16: one GradScaler)
+    precision: devices.Precision  # one for the run, as fit() keeps it (fp16: one GradScaler)
 
 
 def _fake_targets(rng: np.random.Generator, n: int, policies: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,18 +67,18 @@ def _fake_targets(rng: np.random.Generator, n: int, policies: Sequence[str]) -> 
 def _setup(arch: str, size: int, sizes: TrainSizes, policies: Sequence[str], lr: float,
            betas: tuple[float, float], weight_decay: float, seed: int = 0
            ) -> tuple[_Setup, torch.optim.Optimizer, torch.optim.Optimizer]:
-    device = training.pick_device("auto")
-    layout = training.ChexpertLayout(list(policies))
+    device = devices.pick_device("auto")
+    layout = layouts.ChexpertLayout(list(policies))
     normalization = models.normalization(arch)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(sizes.cache_images, size, size), dtype=np.uint8)
     targets, mask = _fake_targets(rng, sizes.cache_images, policies)
-    train_set = training.ImageSet(images, np.arange(sizes.cache_images), targets, mask)
+    train_set = dataset.ImageSet(images, np.arange(sizes.cache_images), targets, mask)
     with torch.no_grad():
-        bare_x = training.to_model_input(torch.from_numpy(images).unsqueeze(1), device, False,
+        bare_x = dataset.to_model_input(torch.from_numpy(images).unsqueeze(1), device, False,
                                          normalization).contiguous()
     bare_y = torch.from_numpy(rng.integers(0, 2, size=(sizes.cache_images, layout.width)).astype(np.float32)).to(device)
-    project_model = training.seeded(seed, models.build_model, arch, layout.width).to(device)
+    project_model = loop.seeded(seed, models.build_model, arch, layout.width).to(device)
     bare_model = copy.deepcopy(project_model)
     channels_last = device.type == "cuda"
     for model in (project_model, bare_model):
@@ -88,7 +90,7 @@ def _setup(arch: str, size: int, sizes: TrainSizes, policies: Sequence[str], lr:
     project_opt = torch.optim.Adam(project_model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
     bare_opt = torch.optim.Adam(bare_model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
     setup = _Setup(arch, size, layout, normalization, device, train_set, bare_x, bare_y, project_model, bare_model,
-                   training.Precision.for_device(device))
+                   devices.Precision.for_device(device))
     return setup, project_opt, bare_opt
 
 
@@ -97,12 +99,12 @@ class _Positions:
 
     def __init__(self, n: int, batch_size: int, seed: int = 0) -> None:
         self.n, self.batch_size, self.seed, self.epoch, self.position = n, batch_size, seed, 0, 0
-        self.order = training.epoch_order(n, seed, 0)
+        self.order = loop.epoch_order(n, seed, 0)
 
     def next(self) -> np.ndarray:
         if self.position + self.batch_size > self.n:
             self.epoch, self.position = self.epoch + 1, 0
-            self.order = training.epoch_order(self.n, self.seed, self.epoch)
+            self.order = loop.epoch_order(self.n, self.seed, self.epoch)
         chunk = self.order[self.position:self.position + self.batch_size]
         self.position += self.batch_size
         return chunk
@@ -112,7 +114,7 @@ def _project_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Posi
     """fit()'s inner step, `steps` times; seconds."""
     start = time.perf_counter()
     for _ in range(steps):
-        training.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
+        loop.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
                             s.normalization, s.precision)
     if s.device.type == "cuda":
         torch.cuda.synchronize()  # train_step does not wait for the GPU; the time must cover the work
@@ -162,16 +164,16 @@ def measure_training(arch: str, size: int, sizes: TrainSizes, policies: Sequence
 
 
 def measure_inference(s: _Setup, sizes: TrainSizes) -> dict[str, Any]:
-    """Images/s of training.predict (inference_mode, eval batch) on the project model."""
+    """Images/s of loop.predict (inference_mode, eval batch) on the project model."""
     n = sizes.eval_images
     rows = np.arange(n) % len(s.train_set.images)
-    data = training.eval_set(s.train_set.images, rows, len(s.layout.policies))
-    warm = training.eval_set(s.train_set.images, rows[:sizes.eval_batch_size], len(s.layout.policies))
-    training.predict(s.project_model, s.layout, warm, s.device, sizes.eval_batch_size, s.normalization)
+    data = dataset.eval_set(s.train_set.images, rows, len(s.layout.policies))
+    warm = dataset.eval_set(s.train_set.images, rows[:sizes.eval_batch_size], len(s.layout.policies))
+    loop.predict(s.project_model, s.layout, warm, s.device, sizes.eval_batch_size, s.normalization)
     best, probabilities = float("inf"), None
     for _ in range(max(1, sizes.eval_repeats)):
         start = time.perf_counter()
-        probabilities = training.predict(s.project_model, s.layout, data, s.device, sizes.eval_batch_size,
+        probabilities = loop.predict(s.project_model, s.layout, data, s.device, sizes.eval_batch_size,
                                          s.normalization)
         best = min(best, time.perf_counter() - start)
     assert probabilities is not None

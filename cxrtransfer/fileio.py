@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -74,7 +76,6 @@ def write_csv(path: str | os.PathLike, frame, **kwargs) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     """A JSON file another stage wrote, or InputError naming it."""
-    from .errors import InputError
     path = Path(path)
     if not path.is_file():
         raise InputError("not found (run the stage that writes it)", path)

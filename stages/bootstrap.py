@@ -5,7 +5,7 @@ CIs; pretraining boosts per architecture with per-task DeLong cross-checks; the 
 architectures; best vs worst architecture per init; within- and across-family differences; named
 comparisons; truncated models against their k=0 model with the paper's truncation rule and gain;
 Holm-adjusted p-values per family of tests; the paper's figures beside ours; the replicates drawn,
-kept and dropped) and a CSV for `dvc plots`. The statistical rules are documented in cxrtransfer/stats.py.
+kept and dropped) and a CSV for `dvc plots`. The statistical rules are documented in cxrtransfer/stats/ (bootstrap.py, comparisons.py).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from cxrtransfer import params as schema, stats
-from cxrtransfer.chexpert import validate_tasks
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
-from cxrtransfer.significance import add_holm
+from cxrtransfer.pipeline import config as schema
+from cxrtransfer.stats import bootstrap, comparisons, paper, predictions
+from cxrtransfer.stats.significance import add_holm
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -31,28 +31,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def bootstrap_settings(params: dict[str, Any], source: Path) -> dict[str, Any]:
-    """bootstrap.* checked: replicates >= 1, confidence in (0, 1), compare a list of [a, b] pairs; unit
-    (patient | study) defaults to patient."""
-    config = section(params, "bootstrap", source)
-    replicates, confidence = config.get("replicates"), config.get("confidence")
-    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
-        raise InputError(f"bootstrap.replicates must be a positive integer, got {replicates!r}", source)
-    if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise InputError(f"bootstrap.confidence must be in (0, 1), got {confidence!r}", source)
-    seed = config.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(f"bootstrap.seed must be a non-negative integer, got {seed!r}", source)
-    unit = config.get("unit", "patient")  # one of patient | study: checked by params.check
-    compare = config.get("compare") or []
-    if not isinstance(compare, list) or not all(isinstance(p, list) and len(p) == 2 for p in compare):
-        raise InputError(f"bootstrap.compare must be a list of [model_a, model_b] pairs, got {compare!r}", source)
-    return {"replicates": replicates, "confidence": float(confidence), "seed": seed, "unit": unit,
-            "baseline_init": str(config.get("baseline_init", "random")), "compare": compare}
-
-
-def comparisons(result: stats.Bootstrap, pairs: Sequence[Sequence[str]], selected: str, source: Path
-                ) -> dict[str, Any]:
+def named_comparisons(result: bootstrap.Bootstrap, pairs: Sequence[Sequence[str]], selected: str, source: Path
+                      ) -> dict[str, Any]:
     """Named comparisons "a - b". With params model=all both names must exist; with one architecture
     selected, pairs naming models outside the run are skipped with a reason."""
     out: dict[str, Any] = {}
@@ -62,43 +42,43 @@ def comparisons(result: stats.Bootstrap, pairs: Sequence[Sequence[str]], selecte
             raise InputError(f"bootstrap.compare names model(s) {absent} that the ensemble does not have "
                              f"(have {result.models})", source)
         out[f"{a} - {b}"] = ({"reason": f"model(s) {absent} not in this run (model={selected})"} if absent
-                             else stats.paired_difference(result, a, b))
+                             else bootstrap.paired_difference(result, a, b))
     add_holm(out)
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    schema.check(params, ["data", "bootstrap"], args.params)
-    tasks = validate_tasks(section(params, "data.tasks", args.params), str(args.params))
-    settings = bootstrap_settings(params, args.params)
-    selected = str(section(params, "model", args.params))
+    params = schema.load_params(args.params)
+    checked = schema.check(params, ["data", "bootstrap"], args.params)
+    tasks = validate_tasks(checked["data"]["tasks"], str(args.params))
+    settings = checked["bootstrap"]
+    selected = str(schema.section(params, "model", args.params))
 
-    models, labels, scores = stats.read_ensemble(args.ensemble, tasks)
-    targets, weights = stats.label_arrays(labels, tasks)
-    stats.check_both_classes(targets, weights, tasks, args.ensemble / "test_labels.csv")
+    models, labels, scores = predictions.read_ensemble(args.ensemble, tasks)
+    targets, weights = predictions.label_arrays(labels, tasks)
+    predictions.check_both_classes(targets, weights, tasks, args.ensemble / "test_labels.csv")
     clusters = labels["patient"] if settings["unit"] == "patient" else None
-    result = stats.bootstrap_aucs(scores, targets, weights, list(models["model"]), tasks,
-                                  settings["replicates"], settings["seed"], settings["confidence"], clusters)
+    result = bootstrap.bootstrap_aucs(scores, targets, weights, list(models["model"]), tasks,
+                                      settings["replicates"], settings["seed"], settings["confidence"], clusters)
 
-    summary = stats.model_summary(result)
-    truncation = stats.truncation_differences(result, models)
+    summary = bootstrap.model_summary(result)
+    truncation = comparisons.truncation_differences(result, models)
     baseline_init = settings["baseline_init"]
     metrics = {
         "confidence": settings["confidence"],
-        "unit": stats.resampling_unit(labels, settings["unit"]),
+        "unit": bootstrap.resampling_unit(labels, settings["unit"]),
         "replicates": {"drawn": result.drawn, "dropped": result.dropped, "kept": result.drawn - result.dropped},
         "studies": len(labels),
         "models": summary,
-        "boosts": stats.pretraining_boosts(result, models, baseline_init, (scores, targets, weights)),
-        "mean_boost": stats.mean_boost(result, models, baseline_init),
-        "best_vs_worst": stats.best_vs_worst(result, models, baseline_init),
-        "families": stats.family_differences(result, models, baseline_init),
-        "comparisons": comparisons(result, settings["compare"], selected, args.params),
+        "boosts": comparisons.pretraining_boosts(result, models, baseline_init, (scores, targets, weights)),
+        "mean_boost": comparisons.mean_boost(result, models, baseline_init),
+        "best_vs_worst": comparisons.best_vs_worst(result, models, baseline_init),
+        "families": comparisons.family_differences(result, models, baseline_init),
+        "comparisons": named_comparisons(result, settings["compare"], selected, args.params),
         "truncation": truncation,
-        "truncation_efficiency": stats.truncation_efficiency(truncation, models, settings["confidence"]),
-        "paper_source": stats.PAPER_SOURCE,
+        "truncation_efficiency": comparisons.truncation_efficiency(truncation, models, settings["confidence"]),
+        "paper_source": paper.PAPER_SOURCE,
     }
     plot = models[["model", "arch", "init", "family", "truncate", "params"]].copy()
     plot["mean_auc"] = [summary[m]["mean_auc"] for m in plot["model"]]
@@ -113,4 +93,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

@@ -16,10 +16,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import params as schema, stats
-from cxrtransfer.cli import load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import read_json, write_csv, write_json
+from cxrtransfer.pipeline import config as schema
+from cxrtransfer.stats import correlations as spearman
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -39,7 +39,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def architecture_table(path: Path | None) -> pd.DataFrame:
     if path is None:
-        from cxrtransfer.models import load_architecture_table
+        # Deferred: the packaged table's module imports torch and timm, which a given table does not need.
+        from cxrtransfer.models.architectures import load_architecture_table
         return load_architecture_table()
     if not path.is_file():
         raise InputError("architecture table not found", path)
@@ -52,9 +53,8 @@ def architecture_table(path: Path | None) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    schema.check(params, ["bootstrap"], args.params)
-    baseline_init = str(section(params, "bootstrap.baseline_init", args.params))
+    settings = schema.check(schema.load_params(args.params), ["bootstrap"], args.params)
+    baseline_init = settings["bootstrap"]["baseline_init"]
     summary = read_json(args.bootstrap)
     if not isinstance(summary.get("models"), dict) or not summary["models"]:
         raise InputError("no 'models' section", args.bootstrap)
@@ -67,18 +67,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise InputError(f"model(s) {absent} of {args.bootstrap} not in the ensemble's models table", models_path)
 
     mean_auc = {name: entry["mean_auc"] for name, entry in summary["models"].items()}
-    points = stats.correlation_points(mean_auc, models, architecture_table(args.architectures),
-                                      summary.get("boosts", {}))
-    correlations = stats.study_correlations(points, baseline_init)
+    points = spearman.correlation_points(mean_auc, models, architecture_table(args.architectures),
+                                         summary.get("boosts", {}))
+    correlations = spearman.study_correlations(points, baseline_init)
     correlations["baseline_init"] = baseline_init
 
     write_json(args.out, correlations)
     write_csv(args.points, points)
-    for name in stats.TOP1_COLUMNS.values():
+    for name in spearman.TOP1_COLUMNS.values():
         for init, value in correlations[name].items():
             rho = "n/a" if value["rho"] is None else f"{value['rho']:.3f}"
             print(f"correlate: {init}: {name} rho={rho} (n={value['n']}, paper {value['paper_rho']})")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

@@ -17,12 +17,13 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import params as schema, stats
-from cxrtransfer.auc import auroc_matrix
-from cxrtransfer.chexpert import validate_tasks
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
+from cxrtransfer.pipeline import config as schema
+from cxrtransfer.pipeline.grid import declared_models
+from cxrtransfer.stats import predictions as inputs
+from cxrtransfer.stats.auc import auroc_matrix
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -37,49 +38,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def declared_models(params: dict, source: Path) -> list[tuple[str, str, str]]:
-    """(name, arch, "models" or "truncated") of every model the params declare, each group sorted by name."""
-    inits = section(params, "inits", source)  # its shape is checked by params.check
-    trained = sorted((f"{arch}-{init}", arch, "models") for arch in section(params, "architectures", source)
-                     for names in inits.values() for init in names)
-    truncated = sorted((f"{arch}-k{k}", arch, "truncated") for arch in section(params, "truncation.architectures", source)
-                       for k in section(params, "truncation.blocks", source))
-    return trained + truncated
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    schema.check(params, ["data"], args.params)
-    tasks = validate_tasks(section(params, "data.tasks", args.params), str(args.params))
-    selected = str(section(params, "model", args.params))
+    params = schema.load_params(args.params)
+    settings = schema.check(params, ["data"], args.params)
+    tasks = validate_tasks(settings["data"]["tasks"], str(args.params))
+    selected = str(schema.section(params, "model", args.params))
 
-    declared = [m for m in declared_models(params, args.params) if selected in ("all", m[1])]
+    declared = declared_models(params, selected)
     if not declared:
         raise InputError(f"no declared model of architecture {selected!r} (params architectures, truncation)",
                          args.params)
-    folders = [(args.models if group == "models" else args.truncated) / name for name, _, group in declared]
-    for (name, _, _), folder in zip(declared, folders):
+    folders = [(args.truncated if model.truncate else args.models) / model.name for model in declared]
+    for model, folder in zip(declared, folders):
         if not folder.is_dir():
-            raise InputError(f"model {name} is declared by the params but its folder is missing "
+            raise InputError(f"model {model.name} is declared by the params but its folder is missing "
                              f"(run its stage, or `dvc pull` it)", folder)
 
-    test = stats.read_test_split(args.split)
-    labels = stats.study_labels(args.index, test, tasks)
-    targets, weights = stats.label_arrays(labels, tasks)
-    stats.check_both_classes(targets, weights, tasks, args.index)
+    test = inputs.read_test_split(args.split)
+    labels = inputs.study_labels(args.index, test, tasks)
+    targets, weights = inputs.label_arrays(labels, tasks)
+    inputs.check_both_classes(targets, weights, tasks, args.index)
 
     rows, frames = [], []
-    for (name, arch, _), folder in zip(declared, folders):
-        description = stats.read_model_description(folder)
-        if description["arch"] != arch:
-            raise InputError(f"holds a {description['arch']} model, not {arch}", folder / stats.MODEL_FILE)
-        predictions = stats.read_predictions(folder, tasks)
-        per_study, n_checkpoints = stats.study_predictions(predictions, test, tasks, folder / stats.PREDICTIONS_FILE)
-        per_study.insert(0, "model", name)
+    for model, folder in zip(declared, folders):
+        description = inputs.read_model_description(folder)
+        if description["arch"] != model.arch:
+            raise InputError(f"holds a {description['arch']} model, not {model.arch}", folder / inputs.MODEL_FILE)
+        per_study, n_checkpoints = inputs.study_predictions(inputs.read_predictions(folder, tasks), test, tasks,
+                                                            folder / inputs.PREDICTIONS_FILE)
+        per_study.insert(0, "model", model.name)
         frames.append(per_study.drop(columns="patient"))
-        rows.append({"model": name, **description, "checkpoints": n_checkpoints, "folder": str(folder)})
-    models = pd.DataFrame(rows, columns=list(stats.MODEL_COLUMNS) + ["folder"])
+        rows.append({"model": model.name, **description, "checkpoints": n_checkpoints, "folder": str(folder)})
+    models = pd.DataFrame(rows, columns=list(inputs.MODEL_COLUMNS) + ["folder"])
     predictions = pd.concat(frames, ignore_index=True)
 
     # Studies come out of study_level sorted, as do the labels: the rows line up with the labels.
@@ -100,4 +91,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

@@ -19,10 +19,13 @@ from typing import Sequence
 
 import numpy as np
 
-from cxrtransfer import images, models, params as schema, training, weights
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.data import images
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_json
+from cxrtransfer.models import architectures, tensorfiles, weights
+from cxrtransfer.pipeline import config as schema
+from cxrtransfer.pipeline.grid import init_kind
+from cxrtransfer.training import dataset, devices, layouts, loop, outputs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,44 +47,38 @@ def pretrain_indomain(args: argparse.Namespace, config: dict) -> tuple[dict, dic
     """Pretrain the architecture as a classifier of the source classes; return (body, metrics)."""
     image_array, index = images.read_cache(args.source_cache)
     n_classes = int(index["class_index"].max()) + 1
-    fit_config = training.fit_config(config)
-    in_valid = training.holdout_rows(len(index), float(config.get("valid_fraction", 0.15)), fit_config.seed)
+    fit_config = loop.fit_config(config)
+    in_valid = dataset.holdout_rows(len(index), config["valid_fraction"], fit_config.seed)
     labels = index["class_index"].to_numpy(np.float32)[:, None]
     ones = np.ones_like(labels)
     train_rows, valid_rows = np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
-    train_set = training.ImageSet(image_array, train_rows, labels[train_rows], ones[train_rows])
-    valid_set = training.ImageSet(image_array, valid_rows, labels[valid_rows], ones[valid_rows])
+    train_set = dataset.ImageSet(image_array, train_rows, labels[train_rows], ones[train_rows])
+    valid_set = dataset.ImageSet(image_array, valid_rows, labels[valid_rows], ones[valid_rows])
     valid_labels = labels[valid_rows, 0]
 
     def accuracy(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
         return float((probabilities.argmax(axis=1) == valid_labels).mean()), {}
 
-    layout = training.ClassificationLayout(n_classes)
-    model = training.seeded(fit_config.seed, models.build_model, args.arch, n_classes)
-    fingerprint = training.fingerprint(vars(args), config, [args.source_cache / images.INDEX_FILE])
+    layout = layouts.ClassificationLayout(n_classes)
+    model = loop.seeded(fit_config.seed, architectures.build_model, args.arch, n_classes)
+    fingerprint = loop.fingerprint(vars(args), config, [args.source_cache / images.INDEX_FILE])
     print(f"pretrain {args.arch}: {len(train_rows)} train / {len(valid_rows)} valid source images, {n_classes} classes")
-    device, started = training.pick_device(str(config.get("device", "auto"))), time.perf_counter()
-    result = training.fit(model, layout, train_set, valid_set, accuracy, fit_config, args.state, fingerprint,
-                          device=device, normalization=models.normalization(args.arch))
-    training.write_timing(args.timing or training.timing_path(args.state), result, device, started)
+    device, started = devices.pick_device(config["device"]), time.perf_counter()
+    result = loop.fit(model, layout, train_set, valid_set, accuracy, fit_config, args.state, fingerprint,
+                      device=device, normalization=architectures.normalization(args.arch))
+    outputs.write_timing(args.timing or outputs.timing_path(args.state), result, device, started)
     best_score, best_step = result.kept[0]
-    state, _ = weights.load_safetensors(result.checkpoint_dir / f"step{best_step:010d}.safetensors")
+    state, _ = tensorfiles.load_safetensors(result.checkpoint(best_step))
     model.load_state_dict(state)
     curve = [{"step": h["step"], "valid_accuracy": h["score"], "train_loss": h["train_loss"]} for h in result.history]
     metrics = {"curve": curve, "source_classes": n_classes, "source_images": len(index), "best_step": best_step,
                "valid_accuracy": best_score, "chance_accuracy": float(np.bincount(valid_labels.astype(int)).max() / len(valid_labels))}
-    return models.body_state_dict(model), metrics
+    return architectures.body_state_dict(model), metrics
 
 
-def init_kind(init: str) -> str:
-    """The stage group of an init name (params `inits`): random, indomain, or weights (any other name)."""
-    return init if init in ("random", "indomain") else "weights"
-
-
-def file_weights(arch: str, init: str, params: dict, source: Path) -> dict:
+def file_weights(arch: str, init: str, settings: dict, source: Path) -> dict:
     """Body from the weights folder: "imagenet" or a name under init.files (a file inside the folder)."""
-    weights_dir = Path(section(params, "init.weights_dir", source))
-    files = section(params, "init", source).get("files") or {}
+    weights_dir, files = Path(settings["weights_dir"]), settings["files"]
     if init != "imagenet":
         if init not in files:
             raise InputError(f"unknown init {init!r}: use random, indomain, imagenet or a name under init.files "
@@ -89,31 +86,29 @@ def file_weights(arch: str, init: str, params: dict, source: Path) -> dict:
         if weights_dir.resolve() not in Path(files[init]).resolve().parents:
             raise InputError(f"init.files.{init} = {files[init]!r} is not inside init.weights_dir "
                              f"({weights_dir}), which is what the stage depends on", source)
-    return weights.initial_body(arch, init, weights_dir=weights_dir,
-                                seed=int(section(params, "init.seed", source)), files=files)
+    return weights.initial_body(arch, init, weights_dir=weights_dir, seed=settings["seed"], files=files)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
     kind = init_kind(args.init)
-    schema.check(params, ["init", "pretrain"] if kind == "indomain" else ["init"], args.params)
-    models.architecture(args.arch)  # unknown names fail here, before any work
+    settings = schema.check(schema.load_params(args.params), ["init", "pretrain"] if kind == "indomain" else ["init"],
+                            args.params)
+    architectures.architecture(args.arch)  # unknown names fail here, before any work
     metrics: dict = {"init": args.init}
     if kind == "indomain":
-        body, pretrain_metrics = pretrain_indomain(args, section(params, "pretrain", args.params))
+        body, pretrain_metrics = pretrain_indomain(args, settings["pretrain"])
         metrics.update(pretrain_metrics)
         shutil.rmtree(args.state, ignore_errors=True)
     elif kind == "random":
-        body = weights.initial_body(args.arch, "random", weights_dir=None,
-                                    seed=int(section(params, "init.seed", args.params)))
+        body = weights.initial_body(args.arch, "random", weights_dir=None, seed=settings["init"]["seed"])
     else:
-        body = file_weights(args.arch, args.init, params, args.params)
-    weights.save_safetensors(args.out, body, {"arch": args.arch, "init": args.init})
+        body = file_weights(args.arch, args.init, settings["init"], args.params)
+    tensorfiles.save_safetensors(args.out, body, {"arch": args.arch, "init": args.init})
     metrics["tensors"] = len(body)
     write_json(args.metrics, metrics)
     print(f"init {args.arch}-{args.init}: {len(body)} body tensors -> {args.out}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

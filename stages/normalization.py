@@ -12,10 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from cxrtransfer import images, normalization, splits
-from cxrtransfer.cli import run_stage
+from cxrtransfer.data import images, splits
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_json
+from cxrtransfer.models import normalization
+from cxrtransfer.pipeline.config import run_stage
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -10,10 +10,10 @@ from typing import Sequence
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cxrtransfer import chexpert, images, params as schema
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.data import chexpert, images
+from cxrtransfer.data.sources import read_folder_dataset
 from cxrtransfer.errors import InputError
-from cxrtransfer.sources import read_folder_dataset
+from cxrtransfer.pipeline import config as schema
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -48,16 +48,16 @@ def chexpert_index(root: Path, dataset: str, test_groundtruth: str, frontal_only
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    schema.check(params, [args.section] if args.section in schema.SECTIONS else [], args.params)
-    config = section(params, args.section, args.params)
-    size, root, kind = int(config["image_size"]), Path(config["root"]), config.get("kind", "chexpert")
+    params = schema.load_params(args.params)
+    if args.section not in schema.SECTIONS:
+        raise InputError(f"--section {args.section!r} is not a dataset section ({', '.join(schema.SECTIONS)})")
+    config = schema.check(params, [args.section], args.params)[args.section]
+    size, root, kind = config["image_size"], Path(config["root"]), config["kind"]
     if size < 16:
         raise InputError(f"{args.section}.image_size {size} is too small (at least 16 px)", args.params)
     if kind == "chexpert":
-        tasks = chexpert.validate_tasks(section(params, f"{args.section}.tasks", args.params), str(args.params))
-        index = chexpert_index(root, config["dataset"], config.get("test_groundtruth") or "",
-                               bool(config.get("frontal_only", False)), tasks)
+        tasks = chexpert.validate_tasks(schema.section(params, f"{args.section}.tasks", args.params), str(args.params))
+        index = chexpert_index(root, config["dataset"], config["test_groundtruth"], config["frontal_only"], tasks)
     elif kind == "folder":
         index = read_folder_dataset(root)
     else:
@@ -71,4 +71,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import report
-from cxrtransfer.cli import run_stage
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, atomic_path, read_json
+from cxrtransfer.pipeline.config import run_stage
+from cxrtransfer.report import figures, markdown
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise InputError("no 'models' section", args.bootstrap)
 
     with atomic_dir(args.figures) as tmp:
-        names = report.write_figures(tmp, bootstrap, correlations, points, models)
+        names = figures.write_figures(tmp, bootstrap, correlations, points, models)
         links = [os.path.relpath(args.figures / name, args.out.parent) for name in names]
-        text = report.summary_markdown(bootstrap, correlations, points, models, links)
+        text = markdown.summary_markdown(bootstrap, correlations, points, models, links)
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     print(f"report: {args.out} and {len(names)} figure(s) in {args.figures}")

@@ -8,10 +8,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from cxrtransfer import params as schema, splits
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.data import splits
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
+from cxrtransfer.pipeline import config as schema
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -25,13 +25,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    schema.check(params, ["split"], args.params)
-    config = section(params, "split", args.params)
+    config = schema.check(schema.load_params(args.params), ["split"], args.params)["split"]
     if not args.index.is_file():
         raise InputError("index not found: run the preprocess stage first", args.index)
     index = pd.read_csv(args.index, usecols=["path", "patient", "study", "source_split"])
-    table = splits.make_split(index, config["method"], config.get("fractions"), int(config.get("seed", 0)))
+    table = splits.make_split(index, config["method"], config["fractions"], config["seed"])
     write_csv(args.out, table)
     summary = splits.split_summary(table)
     write_json(args.summary, summary)
@@ -39,4 +37,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

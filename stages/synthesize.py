@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from cxrtransfer.data.chexpert import COMPETITION_TASKS
 from cxrtransfer.embedded import synthetic_chexpert
-from cxrtransfer.chexpert import COMPETITION_TASKS
-from cxrtransfer.cli import checked_section, load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
+from cxrtransfer.pipeline.config import checked_section, load_params, run_stage, section
 
 KEYS = {"seed": int, "labels": str, "real_labels": str, "train_patients": int, "valid_patients": int,
         "test_patients": int, "max_studies_per_patient": int, "height": int, "width": int, "jpeg_quality": int}

@@ -1,7 +1,7 @@
 """Stage synthesize_source: write the synthetic in-domain source (RadImageNet layout) for pretraining.
 
 Reads the `source:` params section; writes <out>/<modality>/<anatomy>/<label>/<anatomy>NNNNN.png atomically.
-Nothing else goes into <out>, so it reads back with cxrtransfer.sources.read_folder_dataset.
+Nothing else goes into <out>, so it reads back with cxrtransfer.data.sources.read_folder_dataset.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from cxrtransfer.embedded import synthetic_source
-from cxrtransfer.cli import checked_section, load_params, run_stage, section
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir
+from cxrtransfer.pipeline.config import checked_section, load_params, run_stage, section
 
 KEYS = {"seed": int, "images_per_class": int, "height": int, "width": int, "classes": object}
 

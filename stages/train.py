@@ -13,21 +13,22 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
-from cxrtransfer import chexpert, images, models, normalization as input_norm, params as schema, splits, training, weights
-from cxrtransfer.cli import load_params, run_stage, section
+from cxrtransfer.data import chexpert, images, splits
 from cxrtransfer.errors import InputError
-from cxrtransfer.fileio import atomic_dir, write_json
+from cxrtransfer.fileio import write_json
+from cxrtransfer.models import architectures, normalization, tensorfiles, weights
+from cxrtransfer.pipeline import config as schema
+from cxrtransfer.training import dataset, devices, distributed, layouts, loop, outputs, validation
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--arch", required=True, help="an architecture of cxrtransfer/architectures.csv")
+    parser.add_argument("--arch", required=True, help="an architecture of cxrtransfer/models/architectures.csv")
     parser.add_argument("--init", required=True, help="name of the initialization (random, imagenet, indomain, ...)")
     parser.add_argument("--init-weights", type=Path, required=True, help="body weights (safetensors) to start from")
     parser.add_argument("--normalization", type=Path, default=None,
@@ -45,107 +46,97 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_config(params: dict, arch: str, source: Path) -> dict:
-    """train.* with the architecture's own overrides applied (overrides.<arch>)."""
-    config = dict(section(params, "train", source))
-    config.update(params.get("overrides", {}).get(arch) or {})
-    return config
-
-
 def training_tasks(config: dict, tasks: list[str], source: Path) -> list[str]:
     """train.tasks (default: data.tasks): the observations the model learns; it must include every
     evaluated task (data.tasks), which keep their own head outputs."""
-    train_tasks = chexpert.validate_tasks(config.get("tasks") or tasks, f"{source}: train.tasks")
+    train_tasks = chexpert.validate_tasks(config["tasks"] or tasks, f"{source}: train.tasks")
     missing = [t for t in tasks if t not in train_tasks]
     if missing:
         raise InputError(f"train.tasks must include every task of data.tasks; missing {missing}", source)
     return train_tasks
 
 
+def task_plan(data: dict, config: dict, source: Path) -> dict[str, Any]:
+    """Evaluated tasks, trained tasks with their policies, the evaluated tasks' output columns, selection tasks."""
+    tasks = chexpert.validate_tasks(data["tasks"], str(source))
+    train_tasks = training_tasks(config, tasks, source)
+    return {"tasks": tasks, "train_tasks": train_tasks,
+            "policies": chexpert.task_policies(train_tasks, data["uncertainty"], str(source)),
+            "evaluated": [train_tasks.index(t) for t in tasks],   # their columns in the model's output
+            "selection": chexpert.validate_tasks(config["selection_tasks"] or tasks, str(source))}
+
+
+def starting_model(args: argparse.Namespace, layout: layouts.ChexpertLayout, seed: int, image_size: int) -> Any:
+    """The architecture (truncated by --truncate) with the init's body loaded; the head seeded."""
+    architectures.check_input_size(args.arch, image_size)
+    # Seeded construction: the head (the only part not loaded below) starts the same on every run.
+    model = loop.seeded(seed, architectures.build_model, args.arch, layout.width, truncate_blocks=args.truncate)
+    body, _ = tensorfiles.load_safetensors(args.init_weights)
+    weights.load_body(model, body, source=args.init_weights)
+    return model
+
+
+def describe(args: argparse.Namespace, model: Any, plan: dict[str, Any], image_size: int, config: dict,
+             norm: tuple[normalization.Normalization, str], result: loop.FitResult) -> dict[str, Any]:
+    """model.json: what was trained, with the effective configuration."""
+    (mean, std), source = norm
+    return {"arch": args.arch, "init": args.init, "family": architectures.architecture(args.arch).family,
+            "truncate": args.truncate, "params": architectures.count_parameters(model), "tasks": plan["tasks"],
+            "train_tasks": plan["train_tasks"], "policies": plan["policies"], "selection_tasks": plan["selection"],
+            "image_size": image_size, "train": config,
+            "normalization": {"mean": list(mean), "std": list(std), "source": source},
+            "kept": [{"step": s, "score": v} for v, s in result.kept]}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    schema.check(params, ["data", "train"], args.params, arch=args.arch)
-    config = run_config(params, args.arch, args.params)
-    devices = int(config.get("devices", 1))
-    if devices > 1 and "WORLD_SIZE" not in os.environ:
-        training.relaunch_under_torchrun(devices, __file__, sys.argv[1:] if argv is None else list(argv))
+    settings = schema.check(schema.load_params(args.params), ["data", "train"], args.params, arch=args.arch)
+    data, config = settings["data"], settings["train"]
+    if config["devices"] > 1 and "WORLD_SIZE" not in os.environ:
+        distributed.relaunch_under_torchrun(config["devices"], __file__, sys.argv[1:] if argv is None else list(argv))
         return
-    data = section(params, "data", args.params)
-    tasks = chexpert.validate_tasks(data["tasks"], str(args.params))
-    train_tasks = training_tasks(config, tasks, args.params)
-    policies = chexpert.task_policies(train_tasks, data["uncertainty"], str(args.params))
-    evaluated = [train_tasks.index(t) for t in tasks]  # columns of the evaluated tasks in the model's output
-    selection = chexpert.validate_tasks(config.get("selection_tasks") or tasks, str(args.params))
-    fit_config = training.fit_config(config)
-
-    spec = models.architecture(args.arch)
-    models.check_input_size(args.arch, int(data["image_size"]))
-    layout = training.ChexpertLayout(policies)
-    # Seeded construction: the head (the only part not loaded below) starts the same on every run.
-    model = training.seeded(fit_config.seed, models.build_model, args.arch, layout.width, truncate_blocks=args.truncate)
-    body, _ = weights.load_safetensors(args.init_weights)
-    weights.load_body(model, body, source=args.init_weights)
-    normalization, normalization_source = input_norm.for_init(args.arch, args.init, args.normalization)
+    plan, fit_config, image_size = task_plan(data, config, args.params), loop.fit_config(config), data["image_size"]
+    layout = layouts.ChexpertLayout(plan["policies"])
+    model = starting_model(args, layout, fit_config.seed, image_size)
+    norm = normalization.for_init(args.arch, args.init, args.normalization)
 
     image_array, index = images.read_cache(args.cache)
     split = splits.read_split(args.split, index)
-    train_set = training.chexpert_set(image_array, index, split == "train", train_tasks, policies,
-                                      bool(data.get("blank_as_negative", True)))
-    valid_rows = np.flatnonzero((split == "valid").to_numpy())
-    test_rows = np.flatnonzero((split == "test").to_numpy())
-    valid_set = training.eval_set(image_array, valid_rows, len(tasks))
-    scorer = training.study_auc_scorer(index.iloc[valid_rows], tasks, selection)
+    train_set = dataset.chexpert_set(image_array, index, split == "train", plan["train_tasks"], plan["policies"],
+                                     data["blank_as_negative"])
+    rows = {name: np.flatnonzero((split == name).to_numpy()) for name in ("valid", "test")}
+    evaluation = {name: (index.iloc[r], dataset.eval_set(image_array, r, len(plan["tasks"]))) for name, r in rows.items()}
+    scorer = validation.study_auc_scorer(index.iloc[rows["valid"]], plan["tasks"], plan["selection"])
 
     def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
-        return scorer(probabilities[:, evaluated])
+        return scorer(probabilities[:, plan["evaluated"]])
 
     name = f"{args.arch}-{args.init}" + (f"-k{args.truncate}" if args.truncate else "")
-    fingerprint = training.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
+    fingerprint = loop.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
     # Rank 0 alone writes curves, checkpoints and outputs; a resumed fit() replays its saved curves.
-    live = training.open_live(args.live) if training.is_main_process() else None
-    device = training.pick_device(str(config.get("device", "auto")))
+    live = outputs.open_live(args.live) if distributed.is_main_process() else None
+    device = devices.pick_device(config["device"])
     started = time.perf_counter()
-    print(f"train {name}: {len(train_set)} train / {len(valid_rows)} valid / {len(test_rows)} test images on {device}")
-    result = training.fit(model, layout, train_set, valid_set, score, fit_config, args.state, fingerprint,
-                          device=device, live=live, normalization=normalization)
-    if not training.is_main_process():
+    print(f"train {name}: {len(train_set)} train / {len(rows['valid'])} valid / {len(rows['test'])} test images on {device}")
+    result = loop.fit(model, layout, train_set, evaluation["valid"][1], score, fit_config, args.state, fingerprint,
+                      device=device, live=live, normalization=norm[0])
+    if not distributed.is_main_process():
         return
     live.end()
 
-    test_set = training.eval_set(image_array, test_rows, len(tasks))
-    description = {"arch": args.arch, "init": args.init, "family": spec.family, "truncate": args.truncate,
-                   "params": models.count_parameters(model), "tasks": tasks, "train_tasks": train_tasks,
-                   "policies": policies, "selection_tasks": selection, "image_size": int(data["image_size"]), "train": config,
-                   "normalization": {"mean": list(normalization[0]), "std": list(normalization[1]),
-                                     "source": normalization_source},
-                   "kept": [{"step": s, "score": v} for v, s in result.kept]}
-    with atomic_dir(args.out) as tmp:
-        prediction_frames = {"valid": [], "test": []}
-        (tmp / "checkpoints").mkdir()
-        for step, value, path in training.iter_checkpoints(result):
-            shutil.copy2(path, tmp / "checkpoints" / path.name)
-            state, _ = weights.load_safetensors(path)
-            model.load_state_dict(state)
-            for split_name, rows, subset in (("valid", valid_rows, valid_set), ("test", test_rows, test_set)):
-                probabilities = training.predict(model, layout, subset, device, fit_config.eval_batch_size,
-                                                 normalization)[:, evaluated]
-                frame = index.iloc[rows][["path", "patient", "study"]].reset_index(drop=True)
-                frame[tasks] = probabilities
-                frame.insert(0, "checkpoint", step)
-                prediction_frames[split_name].append(frame)
-        for split_name, frames in prediction_frames.items():
-            pd.concat(frames).to_csv(tmp / f"{split_name}_predictions.csv", index=False, float_format="%.6g")
-        write_json(tmp / "model.json", description)
-    best = result.history[int(np.argmax([h["score"] for h in result.history]))]
+    predictions = outputs.checkpoint_predictions(model, layout, result, evaluation, plan["evaluated"], plan["tasks"],
+                                                 device, fit_config.eval_batch_size, norm[0])
+    description = describe(args, model, plan, image_size, config, norm, result)
+    outputs.write_model_folder(args.out, result, predictions, description)
+    best = outputs.best_evaluation(result)
     write_json(args.metrics, {"params": description["params"], "best_step": best["step"],
-                              "val_auc_mean": best["score"], "val_auc": {t: best.get(f"auc/{t}") for t in tasks},
+                              "val_auc_mean": best["score"], "val_auc": {t: best.get(f"auc/{t}") for t in plan["tasks"]},
                               "kept_checkpoints": len(result.kept)})
-    training.write_timing(args.timing or training.timing_path(args.state), result, device, started)
+    outputs.write_timing(args.timing or outputs.timing_path(args.state), result, device, started)
     shutil.rmtree(args.state, ignore_errors=True)  # done: the outputs now hold everything
     print(f"train {name}: best validation AUC {best['score']:.4f} at {best['step']} images; "
           f"{len(result.kept)} checkpoints kept -> {args.out}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    schema.run_stage(main)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrtransfer.chexpert import HEADER, OBSERVATIONS
+from cxrtransfer.data.chexpert import HEADER, OBSERVATIONS
 
 
 def write_jpeg(path: Path, rng: np.random.Generator, height: int = 48, width: int = 40) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from cxrtransfer import training
 from test_training import TinyNet, accuracy_score, learnable_set
+from cxrtransfer.training import distributed, layouts, loop
 
 
 class BatchNormNet(torch.nn.Module):
@@ -31,13 +31,13 @@ class BatchNormNet(torch.nn.Module):
 
 
 def main(out: Path, batch_size: int, net: str) -> None:
-    layout = training.ChexpertLayout(["ones", "multiclass"])
-    model = training.seeded(0, {"tiny": TinyNet, "batchnorm": BatchNormNet}[net], layout.width)
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, {"tiny": TinyNet, "batchnorm": BatchNormNet}[net], layout.width)
     train, valid = learnable_set(96, 1), learnable_set(48, 2)
-    config = training.FitConfig(epochs=1, batch_size=batch_size, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
-    result = training.fit(model, layout, train, valid, accuracy_score(valid), config, out / "state", "f",
+    config = loop.FitConfig(epochs=1, batch_size=batch_size, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
+    result = loop.fit(model, layout, train, valid, accuracy_score(valid), config, out / "state", "f",
                           device=torch.device("cpu"), log=lambda _: None)
-    if training.is_main_process():
+    if distributed.is_main_process():
         save_file({k: v.clone() for k, v in model.state_dict().items()}, str(out / "final.safetensors"))
         (out / "steps.txt").write_text(" ".join(str(h["step"]) for h in result.history))
 

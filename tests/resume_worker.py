@@ -13,21 +13,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from cxrtransfer import training
 from ddp_worker import BatchNormNet
 from test_training import accuracy_score, learnable_set
+from cxrtransfer.training import layouts, loop, outputs
 
-CONFIG = training.FitConfig(epochs=3, batch_size=8, lr=3e-3, eval_every_images=200, top_k=3, seed=0)
+CONFIG = loop.FitConfig(epochs=3, batch_size=8, lr=3e-3, eval_every_images=200, top_k=3, seed=0)
 
 
 def main(out: Path) -> None:
     import sklearn.metrics  # noqa: F401 (imported here: the time after "fitting" is training)
-    layout = training.ChexpertLayout(["ones", "multiclass"])
-    model = training.seeded(0, BatchNormNet, layout.width)
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, BatchNormNet, layout.width)
     train, valid = learnable_set(2048, 1), learnable_set(64, 2)
-    live = training.open_live(out / "live")
+    live = outputs.open_live(out / "live")
     print("fitting", flush=True)
-    result = training.fit(model, layout, train, valid, accuracy_score(valid), CONFIG, out / "state", "f",
+    result = loop.fit(model, layout, train, valid, accuracy_score(valid), CONFIG, out / "state", "f",
                           device=torch.device("cpu"), live=live, log=lambda line: print(line, flush=True))
     live.end()
     save_file({k: v.clone() for k, v in model.state_dict().items()}, str(out / "final.safetensors"))

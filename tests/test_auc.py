@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cxrtransfer.auc import auroc, auroc_matrix
+from cxrtransfer.stats.auc import auroc, auroc_matrix
 
 
 def _random_case(rng: np.random.Generator, n: int, levels: int):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from benchmarks import pipeline, run
-from cxrtransfer import realdata
+from cxrtransfer.data import real_labels
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def test_pipeline_rows_are_skipped_with_a_reason_in_smoke_mode(smoke):
 def test_real_labels_row_is_measured_when_the_file_is_installed(smoke):
     _, result, _ = smoke
     r = result["rows"]["real-labels"]
-    if realdata.real_chexpert_labels_path() is None:
+    if real_labels.real_chexpert_labels_path() is None:
         assert "skipped" in r
         return
     assert r["details"]["rows"] > 200_000

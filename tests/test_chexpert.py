@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrtransfer import chexpert
-from cxrtransfer.chexpert import OBSERVATIONS, evaluation_targets, policy_targets, read_labels
+from cxrtransfer.data import chexpert
+from cxrtransfer.data.chexpert import OBSERVATIONS, evaluation_targets, policy_targets, read_labels
 from cxrtransfer.errors import InputError
 
 REAL_ROWS = """Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from cxrtransfer import weights
+from cxrtransfer.models import tensorfiles
 from cxrtransfer.errors import InputError
 from stages import init as init_stage
 
@@ -17,7 +17,7 @@ def run(tmp_path, params: dict, init: str) -> dict[str, torch.Tensor]:
     out = tmp_path / f"{init}.safetensors"
     init_stage.main(["--params", str(path), "--arch", "resnet18", "--init", init, "--out", str(out),
                      "--metrics", str(tmp_path / f"{init}.json")])
-    return weights.load_safetensors(out)[0]
+    return tensorfiles.load_safetensors(out)[0]
 
 
 def test_kinds_of_init():
@@ -37,7 +37,7 @@ def test_random_init_needs_init_seed_only(tmp_path):
 def test_named_file_inside_the_weights_folder_is_loaded(tmp_path):
     source = run(tmp_path, {"init": {"seed": 5}}, "random")
     (tmp_path / "weights").mkdir()
-    weights.save_safetensors(tmp_path / "weights" / "mine.safetensors", source)
+    tensorfiles.save_safetensors(tmp_path / "weights" / "mine.safetensors", source)
     params = {"init": {"seed": 0, "weights_dir": str(tmp_path / "weights"),
                        "files": {"mine": str(tmp_path / "weights" / "mine.safetensors")}}}
     loaded = run(tmp_path, params, "mine")

@@ -7,21 +7,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrtransfer import lab
+from benchmarks.common import deep_merge
 from cxrtransfer.errors import InputError
+from cxrtransfer.lab import cli, paper
+from cxrtransfer.pipeline import grid
+from cxrtransfer.stats.paper import PAPER_SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_deep_merge_replaces_lists_and_merges_mappings():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
-    merged = lab.deep_merge(base, {"a": {"y": [3]}, "c": 4})
+    merged = deep_merge(base, {"a": {"y": [3]}, "c": 4})
     assert merged == {"a": {"x": 1, "y": [3]}, "b": 2, "c": 4}
     assert base["a"]["y"] == [1, 2]  # the input is not modified
 
 
 # The paper's values, written here from ../shared/reference.md (CheXtransfer's own protocol; Adam's betas
-# and no weight decay from the CheXpert reference code), not taken from lab.py.
+# and no weight decay from the CheXpert reference code), not taken from cxrtransfer.stats.paper.
 SIX_TASKS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion", "No Finding"]
 PAPER = {
     "architectures": ["densenet121", "densenet169", "densenet201", "resnet18", "resnet34", "resnet50", "resnet101",
@@ -71,7 +74,7 @@ def test_paper_config_is_a_complete_params_file():
 
 def test_paper_grid_matches_the_study():
     params = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
-    plan = lab.grid_plan(params)
+    plan = grid.grid_plan(params)
     assert plan["train_stages"] == 32 and plan["truncate_stages"] == 16 and plan["trained_models"] == 48
     assert plan["pretraining_runs"] == 0  # the paper's arms are random and imagenet
     # CheXtransfer truncates DenseNet121, MNASNet, ResNet18 and EfficientNet-B0 by 1-4 blocks, from ImageNet
@@ -80,9 +83,9 @@ def test_paper_grid_matches_the_study():
 
 
 def test_device_hours_add_up():
-    work = lab.images_per_run(n_train=1000, n_valid=100, epochs=3, eval_every=1000, top_k=2, n_test=50)
+    work = paper.images_per_run(n_train=1000, n_valid=100, epochs=3, eval_every=1000, top_k=2, n_test=50)
     assert work == {"train": 3000.0, "inference": 4 * 100 + 2 * 150}
-    hours = lab.gpu_hours(["a", "b"], {"a": 2, "b": 1}, {"a": 100.0, "b": 50.0}, work, inference_speedup=2.0)
+    hours = paper.gpu_hours(["a", "b"], {"a": 2, "b": 1}, {"a": 100.0, "b": 50.0}, work, inference_speedup=2.0)
     expected = (2 * (3000 / 100 + 700 / 200) + (3000 / 50 + 700 / 100)) / 3600
     assert hours == pytest.approx(expected)
 
@@ -94,18 +97,18 @@ def test_paper_switch_prints_the_plan_and_replaces_params(tmp_path, capsys):
     (root / "valid.csv").write_text("Frontal/Lateral\nFrontal\n")
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text())
-    lab.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
-              "--config", str(REPO / "configs" / "paper.yaml"), "--dry-run"])
+    cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
+           "--config", str(REPO / "configs" / "paper.yaml"), "--dry-run"])
     out = capsys.readouterr().out
     assert "trained_models     48" in out and "9 training images" in out  # 3 images x 3 epochs
     table = out[:out.index("plan:")]  # the settings table comes first
     assert "train.eval_every_images   8192 " in table and "train.top_k               10 " in table
-    assert "DIFFERS" not in table and table.count(" ok\n") == len(lab.PAPER_SETTINGS)
+    assert "DIFFERS" not in table and table.count(" ok\n") == len(PAPER_SETTINGS)
     assert yaml.safe_load(params.read_text())["data"]["root"] == "data/synthetic"  # dry run: unchanged
-    lab.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
-              "--config", str(REPO / "configs" / "paper.yaml")])
+    cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
+           "--config", str(REPO / "configs" / "paper.yaml")])
     switched = yaml.safe_load(params.read_text())
-    assert lab.init_names(switched) == ["random", "imagenet"] and len(switched["architectures"]) == 16
+    assert grid.init_names(switched) == ["random", "imagenet"] and len(switched["architectures"]) == 16
     assert switched["data"]["root"] == str(tmp_path / "chexpert")
     for setting, paper_value in PAPER.items():
         assert value_at(switched, setting) == paper_value, setting
@@ -124,27 +127,31 @@ def test_a_config_that_differs_from_the_paper_is_refused(tmp_path, capsys):
     (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
     params = tmp_path / "params.yaml"
     with pytest.raises(InputError, match=r"\['overrides'\] differ from the paper"):
-        lab.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
-                  "--config", str(tmp_path / "paper.yaml")])
+        cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
+               "--config", str(tmp_path / "paper.yaml")])
     assert "resnet18.lr" in capsys.readouterr().out and not params.exists()
 
 
-def test_model_stage_groups():
-    names = ["split", "init_random@a-random", "init_indomain@a-indomain", "train_random@a-random",
-             "train_indomain@a-indomain", "truncate@a-1", "ensemble"]
-    inits, trains = lab.model_stages(names)
-    assert inits == ["init_random@a-random", "init_indomain@a-indomain"]
-    assert trains == ["train_random@a-random", "train_indomain@a-indomain", "truncate@a-1"]
+def test_declared_models_name_their_stages_and_folders():
+    params = {"architectures": ["a"], "inits": {"random": ["random"], "weights": ["imagenet"], "indomain": []},
+              "truncation": {"architectures": ["a"], "blocks": [1], "init": "imagenet"}}
+    models = grid.declared_models(params)
+    assert [m.name for m in models] == ["a-imagenet", "a-random", "a-k1"]
+    assert [m.stage for m in models] == ["train_weights@a-imagenet", "train_random@a-random", "truncate@a-1"]
+    assert [m.folder for m in models] == ["data/models/a-imagenet", "data/models/a-random", "data/trunc/a-k1"]
+    assert grid.init_stages(params) == ["init_random@a-random", "init_weights@a-imagenet"]
+    assert grid.declared_models(params, selected="b") == []
 
 
-def test_grid_plan_counts_the_stages_dvc_expands():
-    """The plan against `dvc stage list` on this repository's dvc.yaml and params.yaml."""
+def test_the_grid_names_exactly_the_stages_dvc_expands():
+    """The grid's stage names against `dvc stage list` on this repository's dvc.yaml and params.yaml."""
     import subprocess
     import sys
     listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout.split()
-    plan = lab.grid_plan(yaml.safe_load((REPO / "params.yaml").read_text()))
-    inits, trains = lab.model_stages(listed)
-    assert len(inits) == plan["init_stages"]
-    assert len(trains) == plan["train_stages"] + plan["truncate_stages"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    plan = grid.grid_plan(params)
+    model_stages = sorted(s for s in listed if s.startswith(("init_", "train_", "truncate@")))
+    assert model_stages == sorted(grid.init_stages(params) + [m.stage for m in grid.declared_models(params)])
+    assert len(grid.init_stages(params)) == plan["init_stages"]
     assert len([s for s in listed if s.startswith("init_indomain@")]) == plan["pretraining_runs"]

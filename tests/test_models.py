@@ -7,7 +7,7 @@ import timm
 import torch
 import torchvision
 
-from cxrtransfer import models
+from cxrtransfer.models import architectures as models
 from cxrtransfer.errors import InputError
 
 # The CheXtransfer architectures and the paper's truncation models, as the specification names them.

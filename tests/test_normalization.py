@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cxrtransfer import normalization
+from cxrtransfer.models import normalization
 from cxrtransfer.errors import InputError
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrtransfer import params as schema
-from cxrtransfer.cli import run_stage
+from cxrtransfer.pipeline import config as schema
+from cxrtransfer.pipeline.config import run_stage
 from cxrtransfer.errors import InputError
 from stages import bootstrap as bootstrap_stage, init as init_stage, preprocess, split as split_stage
 from stages import train as train_stage
@@ -98,6 +98,12 @@ def test_bad_train_params_stop_the_stage_with_one_line(tmp_path, capsys, params,
                   "--state", "st"], renamed("init.weights_dir", "weight_dir"), "did you mean 'weights_dir'?"),
     (bootstrap_stage, ["--ensemble", "e", "--out", "b.json", "--plot", "p.csv"],
      with_change("bootstrap.confidence", 95), "bootstrap.confidence must be < 1"),
+    (bootstrap_stage, ["--ensemble", "e", "--out", "b.json", "--plot", "p.csv"],
+     with_change("bootstrap.unit", "image"), "bootstrap.unit must be one of ['patient', 'study'], got 'image'"),
+    (bootstrap_stage, ["--ensemble", "e", "--out", "b.json", "--plot", "p.csv"],
+     with_change("bootstrap.compare", [["a", "b", "c"]]), "bootstrap.compare[0] must have 2 entries"),
+    (bootstrap_stage, ["--ensemble", "e", "--out", "b.json", "--plot", "p.csv"],
+     renamed("data.tasks", "task"), "unknown key 'data.task'"),
 ])
 def test_other_stages_check_their_params_first(tmp_path, capsys, monkeypatch, stage, argv, params, message):
     monkeypatch.chdir(tmp_path)

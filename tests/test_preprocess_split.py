@@ -8,7 +8,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from cxrtransfer import images, splits
+from cxrtransfer.data import images
+from cxrtransfer.data import splits
 from cxrtransfer.errors import InputError
 from stages import preprocess, split as split_stage
 
@@ -70,7 +71,7 @@ def test_preprocess_missing_image_leaves_no_output(tiny_chexpert, tmp_path):
 
 
 def test_preprocess_stage_exits_nonzero_with_one_line(tiny_chexpert, tmp_path, capsys):
-    from cxrtransfer.cli import run_stage
+    from cxrtransfer.pipeline.config import run_stage
     victim = next((tiny_chexpert / "CheXpert-v1.0-small" / "valid").rglob("*.jpg"))
     victim.write_bytes(b"garbage")
     with pytest.raises(SystemExit) as exit_info:

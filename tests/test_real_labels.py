@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrtransfer import realdata
-from cxrtransfer.chexpert import OBSERVATIONS, POLICIES, policy_targets, read_labels
+from cxrtransfer.data import real_labels
+from cxrtransfer.data.chexpert import OBSERVATIONS, POLICIES, policy_targets, read_labels
 from cxrtransfer.errors import InputError
-from cxrtransfer.splits import SPLITS, make_split
+from cxrtransfer.data.splits import SPLITS, make_split
 
-REAL_PATH = realdata.real_chexpert_labels_path()
+REAL_PATH = real_labels.real_chexpert_labels_path()
 needs_real = pytest.mark.skipif(
     REAL_PATH is None, reason="torchxrayvision (test extra) not installed: real CheXpert labels unavailable")
 
@@ -168,21 +168,21 @@ def test_gzip_file_parses_like_the_plain_csv(tmp_path):
 @needs_real
 def test_default_path_is_the_packaged_file(monkeypatch):
     seen = []
-    monkeypatch.setattr(realdata.chexpert, "read_labels", lambda path: seen.append(path) or pd.DataFrame())
-    realdata.read_real_chexpert()
+    monkeypatch.setattr(real_labels.chexpert, "read_labels", lambda path: seen.append(path) or pd.DataFrame())
+    real_labels.read_real_chexpert()
     assert seen == [REAL_PATH] and REAL_PATH.name == "chexpert_train.csv.gz" and REAL_PATH.is_file()
 
 
 @needs_real
 def test_locating_the_file_does_not_import_torchxrayvision():
-    code = ("import sys; from cxrtransfer.realdata import real_chexpert_labels_path as f; "
+    code = ("import sys; from cxrtransfer.data.real_labels import real_chexpert_labels_path as f; "
             "print(f() is not None, 'torchxrayvision' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "False"]
 
 
 def test_missing_package_gives_none_and_a_clear_error(monkeypatch):
-    monkeypatch.setattr(realdata.importlib.util, "find_spec", lambda name: None)
-    assert realdata.real_chexpert_labels_path() is None
+    monkeypatch.setattr(real_labels.importlib.util, "find_spec", lambda name: None)
+    assert real_labels.real_chexpert_labels_path() is None
     with pytest.raises(InputError, match="torchxrayvision is not installed"):
-        realdata.read_real_chexpert()
+        real_labels.read_real_chexpert()

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from cxrtransfer import rehearsal
+from cxrtransfer.lab import rehearsal
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())

@@ -21,7 +21,7 @@ import torch
 import yaml
 from scipy import stats
 
-from cxrtransfer import models
+from cxrtransfer.models import architectures as models
 from cxrtransfer.embedded import portable
 from stages import init as init_stage, synthesize, synthesize_source
 

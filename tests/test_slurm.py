@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrtransfer import checkpoints, rehearsal, slurm
+from benchmarks.common import deep_merge
+from cxrtransfer.lab import cli, rehearsal, slurm
+from cxrtransfer.training import checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
@@ -148,7 +150,6 @@ def job_env(env: dict) -> dict:
 
 def make_repo(path: Path, env: dict, overrides: dict | None = None) -> Path:
     """A git + DVC repository holding the project's pipeline with the tiny params."""
-    from cxrtransfer.lab import deep_merge
     path.mkdir(parents=True)
     shutil.copy2(REPO / "dvc.yaml", path / "dvc.yaml")
     for folder in ("stages", "cxrtransfer"):
@@ -205,8 +206,7 @@ def test_multi_gpu_stage_asks_for_its_devices(tmp_path, capsys):
     cwd = os.getcwd()
     os.chdir(repo)
     try:
-        from cxrtransfer import lab
-        lab.main(["slurm", "--dry-run", "--gpus-per-job", "1", "--cpus-per-job", "4", "--partition", "gpu",
+        cli.main(["slurm", "--dry-run", "--gpus-per-job", "1", "--cpus-per-job", "4", "--partition", "gpu",
                   "--time", "2:00:00", "--mem", "16G"])
     finally:
         os.chdir(cwd)

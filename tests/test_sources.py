@@ -12,7 +12,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-from cxrtransfer import sources
+from cxrtransfer.data import sources
 from cxrtransfer.embedded import synthetic_source
 from cxrtransfer.errors import InputError
 from stages import synthesize_source

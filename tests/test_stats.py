@@ -8,7 +8,8 @@ import pytest
 from scipy.stats import norm, spearmanr
 from sklearn.metrics import roc_auc_score
 
-from cxrtransfer import significance, stats
+from cxrtransfer.stats import bootstrap, comparisons, correlations
+from cxrtransfer.stats import significance
 from cxrtransfer.errors import InputError
 
 
@@ -24,11 +25,11 @@ def _study(rng: np.random.Generator, n_models: int, n: int, n_tasks: int, rare_t
 
 
 def test_multiplicities_are_resamples_and_seeded():
-    counts = stats.bootstrap_multiplicities(50, 30, seed=3)
+    counts = bootstrap.bootstrap_multiplicities(50, 30, seed=3)
     assert counts.shape == (30, 50)
     assert (counts.sum(axis=1) == 50).all() and (counts >= 0).all()
-    assert (counts == stats.bootstrap_multiplicities(50, 30, seed=3)).all()
-    assert not (counts == stats.bootstrap_multiplicities(50, 30, seed=4)).all()
+    assert (counts == bootstrap.bootstrap_multiplicities(50, 30, seed=3)).all()
+    assert not (counts == bootstrap.bootstrap_multiplicities(50, 30, seed=4)).all()
 
 
 def test_bootstrap_ci_equals_plain_loop():
@@ -37,9 +38,9 @@ def test_bootstrap_ci_equals_plain_loop():
     scores, targets, weights = _study(rng, n_models=3, n=40, n_tasks=2, rare_task=True)
     models, tasks = ["a", "b", "c"], ["t0", "t1"]
     replicates, seed, confidence = 120, 7, 0.9
-    result = stats.bootstrap_aucs(scores, targets, weights, models, tasks, replicates, seed, confidence)
+    result = bootstrap.bootstrap_aucs(scores, targets, weights, models, tasks, replicates, seed, confidence)
 
-    counts = stats.bootstrap_multiplicities(len(targets), replicates, seed)
+    counts = bootstrap.bootstrap_multiplicities(len(targets), replicates, seed)
     per_replicate = []  # (models, tasks) per kept replicate
     dropped = 0
     for row in counts:
@@ -55,7 +56,7 @@ def test_bootstrap_ci_equals_plain_loop():
     assert result.replicates.shape == (3, 2, replicates - dropped)
     np.testing.assert_allclose(result.replicates, reference.transpose(1, 2, 0), rtol=0, atol=1e-9)
 
-    summary = stats.model_summary(result)
+    summary = bootstrap.model_summary(result)
     for m, model in enumerate(models):
         means = reference[:, m, :].mean(axis=1)
         assert summary[model]["mean_auc_ci_low"] == pytest.approx(np.percentile(means, 5), abs=1e-9)
@@ -65,7 +66,7 @@ def test_bootstrap_ci_equals_plain_loop():
         task_low = np.percentile(reference[:, m, 1], 5)
         assert summary[model]["tasks"]["t1"]["ci_low"] == pytest.approx(task_low, abs=1e-9)
 
-    difference = stats.paired_difference(result, "a", "b")
+    difference = bootstrap.paired_difference(result, "a", "b")
     diffs = reference[:, 0, :].mean(axis=1) - reference[:, 1, :].mean(axis=1)
     assert difference["ci_low"] == pytest.approx(np.percentile(diffs, 5), abs=1e-9)
     expected_p = min(1.0, 2 * (1 + min((diffs <= 0).sum(), (diffs >= 0).sum())) / (len(diffs) + 1))
@@ -73,12 +74,12 @@ def test_bootstrap_ci_equals_plain_loop():
 
 
 def test_p_value_formula_and_identical_models():
-    assert stats.bootstrap_p_value(np.array([0.1, 0.2, 0.3])) == pytest.approx(2 * 1 / 4)
-    assert stats.bootstrap_p_value(np.array([-0.1, 0.2, 0.3, 0.4])) == pytest.approx(2 * 2 / 5)
+    assert bootstrap.bootstrap_p_value(np.array([0.1, 0.2, 0.3])) == pytest.approx(2 * 1 / 4)
+    assert bootstrap.bootstrap_p_value(np.array([-0.1, 0.2, 0.3, 0.4])) == pytest.approx(2 * 2 / 5)
     rng = np.random.default_rng(1)
     scores, targets, weights = _study(rng, 1, 30, 2)
-    result = stats.bootstrap_aucs(np.concatenate([scores, scores]), targets, weights, ["x", "y"], ["t0", "t1"], 50, 0, 0.95)
-    same = stats.paired_difference(result, "x", "y")
+    result = bootstrap.bootstrap_aucs(np.concatenate([scores, scores]), targets, weights, ["x", "y"], ["t0", "t1"], 50, 0, 0.95)
+    same = bootstrap.paired_difference(result, "x", "y")
     assert same["diff"] == 0 and same["p"] == 1.0 and same["ci_low"] == 0 == same["ci_high"]
 
 
@@ -88,16 +89,16 @@ def test_spearman_equals_scipy_including_ties():
         x = np.round(rng.random(n), 1)
         y = np.round(x + rng.normal(0, 0.3, n), 1)
         expected = spearmanr(x, y)
-        result = stats.spearman(x, y)
+        result = correlations.spearman(x, y)
         assert result["rho"] == expected.statistic and result["p"] == expected.pvalue and result["n"] == n
 
 
 def test_spearman_small_or_constant_is_null_with_reason():
-    assert stats.spearman([1, 2], [3, 4])["rho"] is None
-    assert "3" in stats.spearman([1, 2], [3, 4])["reason"]
-    assert stats.spearman([1, 2, 3], [5, 5, 5])["rho"] is None
+    assert correlations.spearman([1, 2], [3, 4])["rho"] is None
+    assert "3" in correlations.spearman([1, 2], [3, 4])["reason"]
+    assert correlations.spearman([1, 2, 3], [5, 5, 5])["rho"] is None
     # NaNs (e.g. an architecture without a published top-1) are dropped before counting
-    result = stats.spearman([1, np.nan, 3, 4], [1, 2, 2, 5])
+    result = correlations.spearman([1, np.nan, 3, 4], [1, 2, 2, 5])
     expected = spearmanr([1, 3, 4], [1, 2, 5])
     assert result["n"] == 3 and result["rho"] == expected.statistic and result["p"] == expected.pvalue
 
@@ -127,9 +128,9 @@ def _points_table() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 def test_study_correlations_reproduce_scipy():
     models, archs, summary = _points_table()
-    points = stats.correlation_points(summary["mean_auc"], models, archs, summary["boosts"])
+    points = correlations.correlation_points(summary["mean_auc"], models, archs, summary["boosts"])
     assert "r50-k1" not in set(points["model"])  # truncated models stay out of the correlations
-    result = stats.study_correlations(points, baseline_init="random")
+    result = correlations.study_correlations(points, baseline_init="random")
     top1 = archs.set_index("arch")["imagenet_top1"]
     for init in ("random", "imagenet"):
         group = models[(models["init"] == init) & (models["truncate"] == 0)]
@@ -161,7 +162,7 @@ def test_study_correlations_reproduce_scipy():
 def test_correlation_points_unknown_architecture():
     models, archs, summary = _points_table()
     with pytest.raises(InputError, match="e0"):
-        stats.correlation_points(summary["mean_auc"], models, archs[archs["arch"] != "e0"], summary["boosts"])
+        correlations.correlation_points(summary["mean_auc"], models, archs[archs["arch"] != "e0"], summary["boosts"])
 
 
 def test_truncation_keeps_the_largest_k_before_the_first_significant_loss():
@@ -186,7 +187,7 @@ def test_truncation_keeps_the_largest_k_before_the_first_significant_loss():
         "e0-k1": {"diff": 0.002, "p": 0.01},    # a significant *gain* is not a loss
         "e0-k2": {"diff": -0.02, "p": 0.05},    # p = 0.05 is not < 0.05
     }
-    result = stats.truncation_efficiency(differences, models, confidence=0.95)
+    result = comparisons.truncation_efficiency(differences, models, confidence=0.95)
     r50, d121, e0 = (result["by_reference"][m] for m in ("r50-imagenet", "d121-imagenet", "e0-imagenet"))
     assert (r50["model"], r50["truncate"], r50["first_significantly_worse"]) == ("r50-k1", 1, 2)
     assert r50["tested"] == [1, 2, 3] and r50["gain"] == pytest.approx(24 / 9)
@@ -213,7 +214,7 @@ def _clustered(rng: np.random.Generator, n_patients: int, studies_per_patient: i
 
 def test_cluster_multiplicities_draw_whole_patients():
     patients = np.array(["p3", "p3", "p1", "p2", "p2", "p2", "p4"])
-    counts = stats.bootstrap_multiplicities(len(patients), 200, seed=5, clusters=patients)
+    counts = bootstrap.bootstrap_multiplicities(len(patients), 200, seed=5, clusters=patients)
     for patient in set(patients):  # every study of a patient comes along the same number of times
         block = counts[:, patients == patient]
         assert (block == block[:, :1]).all()
@@ -221,14 +222,14 @@ def test_cluster_multiplicities_draw_whole_patients():
     assert (per_patient.sum(axis=1) == 4).all()  # four patients drawn per replicate
     # with one study per patient, the draws are exactly the study bootstrap's
     singles = [f"patient{i}" for i in (7, 3, 9, 1, 4)]
-    np.testing.assert_array_equal(stats.bootstrap_multiplicities(5, 50, seed=2, clusters=singles),
-                                  stats.bootstrap_multiplicities(5, 50, seed=2))
+    np.testing.assert_array_equal(bootstrap.bootstrap_multiplicities(5, 50, seed=2, clusters=singles),
+                                  bootstrap.bootstrap_multiplicities(5, 50, seed=2))
 
 
 def test_patient_bootstrap_equals_a_plain_loop_over_drawn_patients():
     rng = np.random.default_rng(11)
     scores, targets, weights, patients = _clustered(rng, n_patients=25, studies_per_patient=3)
-    result = stats.bootstrap_aucs(scores, targets, weights, ["a", "b"], ["t0", "t1"], 40, 3, 0.95, clusters=patients)
+    result = bootstrap.bootstrap_aucs(scores, targets, weights, ["a", "b"], ["t0", "t1"], 40, 3, 0.95, clusters=patients)
     # the same patient draws, written plainly: concatenate every drawn patient's studies
     unique = list(dict.fromkeys(patients))
     drawn = np.random.default_rng(3).integers(0, len(unique), size=(40, len(unique)))
@@ -249,13 +250,13 @@ def test_patient_ci_wider_than_study_ci_on_multi_study_patients_and_identical_wi
     rng = np.random.default_rng(12)
     scores, targets, weights, patients = _clustered(rng, n_patients=60, studies_per_patient=4)
     models, tasks = ["a", "b"], ["t0", "t1"]
-    by_patient = stats.bootstrap_aucs(scores, targets, weights, models, tasks, 400, 0, 0.95, clusters=patients)
-    by_study = stats.bootstrap_aucs(scores, targets, weights, models, tasks, 400, 0, 0.95)
+    by_patient = bootstrap.bootstrap_aucs(scores, targets, weights, models, tasks, 400, 0, 0.95, clusters=patients)
+    by_study = bootstrap.bootstrap_aucs(scores, targets, weights, models, tasks, 400, 0, 0.95)
     np.testing.assert_array_equal(by_patient.point, by_study.point)
     width = {}
     for name, result in (("patient", by_patient), ("study", by_study)):
-        summary = stats.model_summary(result)
-        difference = stats.paired_difference(result, "a", "b")
+        summary = bootstrap.model_summary(result)
+        difference = bootstrap.paired_difference(result, "a", "b")
         width[name] = ([summary[m]["mean_auc_ci_high"] - summary[m]["mean_auc_ci_low"] for m in models]
                        + [difference["ci_high"] - difference["ci_low"]])
     # four correlated studies per patient: about sqrt(4) = 2 times wider; at least 1.4x for each interval
@@ -263,19 +264,17 @@ def test_patient_ci_wider_than_study_ci_on_multi_study_patients_and_identical_wi
 
     one_each = patients[::4]
     s1, t1, w1 = scores[:, ::4], targets[::4], weights[::4]
-    a = stats.bootstrap_aucs(s1, t1, w1, models, tasks, 300, 9, 0.95, clusters=one_each)
-    b = stats.bootstrap_aucs(s1, t1, w1, models, tasks, 300, 9, 0.95)
+    a = bootstrap.bootstrap_aucs(s1, t1, w1, models, tasks, 300, 9, 0.95, clusters=one_each)
+    b = bootstrap.bootstrap_aucs(s1, t1, w1, models, tasks, 300, 9, 0.95)
     np.testing.assert_array_equal(a.replicates, b.replicates)
-    assert a.dropped == b.dropped and stats.model_summary(a) == stats.model_summary(b)
+    assert a.dropped == b.dropped and bootstrap.model_summary(a) == bootstrap.model_summary(b)
 
 
 def test_resampling_unit_counts_patients_and_studies():
     labels = pd.DataFrame({"study": ["p1/s1", "p1/s2", "p2/s1", "p3/s1", "p3/s2", "p3/s3"],
                            "patient": ["p1", "p1", "p2", "p3", "p3", "p3"]})
-    assert stats.resampling_unit(labels, "patient") == {"resampled": "patient", "patients": 3, "studies": 6,
+    assert bootstrap.resampling_unit(labels, "patient") == {"resampled": "patient", "patients": 3, "studies": 6,
                                                         "max_studies_per_patient": 3}
-    with pytest.raises(ValueError, match="unit"):
-        stats.resampling_unit(labels, "image")
 
 
 # ---------------------------------------------------------------- the paper's analyses on replicates
@@ -290,7 +289,7 @@ def _analysis_study():
                            "params": [11, 11, 25, 25, 5, 5]})
     scores, targets, weights = _study(rng, n_models=6, n=80, n_tasks=2)
     scores = np.round(np.clip(scores + 0.05 * np.arange(6)[:, None, None] * targets, 0, 1), 2)
-    result = stats.bootstrap_aucs(scores, targets, weights, names, ["t0", "t1"], 150, 4, 0.95)
+    result = bootstrap.bootstrap_aucs(scores, targets, weights, names, ["t0", "t1"], 150, 4, 0.95)
     return models, result, (scores, targets, weights)
 
 
@@ -306,7 +305,7 @@ def test_mean_boost_is_the_paired_mean_of_architecture_boosts():
     mean = {m: result.mean_replicates()[result.index(m)] for m in result.models}
     point = {m: result.mean_point()[result.index(m)] for m in result.models}
     per_replicate = np.mean([mean[f"{a}-imagenet"] - mean[f"{a}-random"] for a in ("r18", "r50", "e0")], axis=0)
-    boost = stats.mean_boost(result, models, "random")["imagenet"]
+    boost = comparisons.mean_boost(result, models, "random")["imagenet"]
     low, high, p = _plain(result, per_replicate)
     assert boost["diff"] == pytest.approx(np.mean([point[f"{a}-imagenet"] - point[f"{a}-random"]
                                                    for a in ("r18", "r50", "e0")]), abs=1e-12)
@@ -318,7 +317,7 @@ def test_best_vs_worst_and_family_differences_against_plain_computation():
     models, result, _ = _analysis_study()
     mean = {m: result.mean_replicates()[result.index(m)] for m in result.models}
     point = {m: float(result.mean_point()[result.index(m)]) for m in result.models}
-    best_worst = stats.best_vs_worst(result, models, "random")
+    best_worst = comparisons.best_vs_worst(result, models, "random")
     for init in ("random", "imagenet"):
         names = [m for m in result.models if m.endswith(init)]
         best, worst = max(names, key=point.get), min(names, key=point.get)
@@ -331,7 +330,7 @@ def test_best_vs_worst_and_family_differences_against_plain_computation():
     holm = significance.holm([best_worst["random"]["p"], best_worst["imagenet"]["p"]])
     assert [best_worst["random"]["p_holm"], best_worst["imagenet"]["p_holm"]] == holm
 
-    families = stats.family_differences(result, models, "random")
+    families = comparisons.family_differences(result, models, "random")
     resnet = families["random"]["within"]["resnet"]
     low, high, p = _plain(result, mean["r50-random"] - mean["r18-random"])
     assert (resnet["largest"], resnet["smallest"]) == ("r50", "r18")
@@ -347,7 +346,7 @@ def test_best_vs_worst_and_family_differences_against_plain_computation():
 
 def test_boosts_carry_per_task_delong_and_holm_per_init():
     models, result, arrays = _analysis_study()
-    boosts = stats.pretraining_boosts(result, models, "random", arrays)
+    boosts = comparisons.pretraining_boosts(result, models, "random", arrays)
     scores, targets, weights = arrays
     a, b = result.index("r50-imagenet"), result.index("r50-random")
     expected = significance.delong_test(scores[a, :, 1], scores[b, :, 1], targets[:, 1], weights[:, 1])
@@ -442,9 +441,9 @@ def test_delong_and_bootstrap_p_agree_on_independent_studies():
     targets = (rng.random((600, 1)) < 0.4).astype(float)
     strong, weak, twin = (rng.random((600, 1)) + k * targets for k in (0.8, 0.5, 0.8))
     scores = np.stack([strong, weak, twin])
-    result = stats.bootstrap_aucs(scores, targets, np.ones_like(targets), ["strong", "weak", "twin"], ["t"], 1000, 0, 0.95)
-    clear = stats.paired_difference(result, "strong", "weak")
-    null = stats.paired_difference(result, "strong", "twin")
+    result = bootstrap.bootstrap_aucs(scores, targets, np.ones_like(targets), ["strong", "weak", "twin"], ["t"], 1000, 0, 0.95)
+    clear = bootstrap.paired_difference(result, "strong", "weak")
+    null = bootstrap.paired_difference(result, "strong", "twin")
     assert clear["p"] < 0.01 and significance.delong_test(strong[:, 0], weak[:, 0], targets[:, 0])["p"] < 0.01
     delong_null = significance.delong_test(strong[:, 0], twin[:, 0], targets[:, 0])["p"]
     assert null["p"] > 0.05 and delong_null > 0.05 and abs(null["p"] - delong_null) < 0.2

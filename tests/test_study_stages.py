@@ -15,9 +15,9 @@ import yaml
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from cxrtransfer import stats
-from cxrtransfer.chexpert import INDEX_COLUMNS, OBSERVATIONS
-from cxrtransfer.cli import run_stage
+from cxrtransfer.stats import bootstrap
+from cxrtransfer.data.chexpert import INDEX_COLUMNS, OBSERVATIONS
+from cxrtransfer.pipeline.config import run_stage
 from cxrtransfer.errors import InputError
 from stages import bootstrap as bootstrap_stage
 from stages import correlate as correlate_stage
@@ -165,7 +165,7 @@ def test_stages_end_to_end(tmp_path):
     assert result["replicates"]["kept"] + result["replicates"]["dropped"] == REPLICATES
     # CI of one model against a plain resampling loop on the same multiplicities
     per_study, labels = direct_study_scores(paths, "r18-imagenet")
-    counts = stats.bootstrap_multiplicities(len(labels), REPLICATES, seed=0)
+    counts = bootstrap.bootstrap_multiplicities(len(labels), REPLICATES, seed=0)
     means = [np.mean([direct_auc(per_study, labels, task, row) for task in TASKS]) for row in counts]
     entry = result["models"]["r18-imagenet"]
     assert entry["mean_auc"] == pytest.approx(direct_means["r18-imagenet"], abs=1e-6)
@@ -371,9 +371,9 @@ def test_correlate_defaults_to_the_packaged_architecture_table(tmp_path, monkeyp
     ensemble_stage.main(ensemble_argv(paths, out))
     bootstrap_stage.main(bootstrap_argv(paths, out))
     # A stand-in module: the real one imports torch and timm, slow for a test of table plumbing.
-    fake = types.ModuleType("cxrtransfer.models")
+    fake = types.ModuleType("cxrtransfer.models.architectures")
     fake.load_architecture_table = lambda: ARCHITECTURES.set_index("arch", drop=False)
-    monkeypatch.setitem(sys.modules, "cxrtransfer.models", fake)
+    monkeypatch.setitem(sys.modules, "cxrtransfer.models.architectures", fake)
     correlate_stage.main(["--params", str(paths["params"]), "--bootstrap", str(out["bootstrap"]),
                           "--ensemble", str(out["ensemble"]), "--out", str(out["correlations"]),
                           "--points", str(out["points"])])

@@ -15,16 +15,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from cxrtransfer import realdata
+from cxrtransfer.data import real_labels
 from cxrtransfer.embedded import synthetic_chexpert, xray, xray_findings, xray_labels
-from cxrtransfer.chexpert import COMPETITION_TASKS, HEADER, OBSERVATIONS, read_labels, read_test_groundtruth
+from cxrtransfer.data.chexpert import (COMPETITION_TASKS, HEADER, OBSERVATIONS, read_labels,
+                                       read_test_groundtruth)
 from cxrtransfer.errors import InputError
 from stages import synthesize
 
 DATASET = "CheXpert-v1.0-small"
 TINY = dict(n_train_patients=5, n_valid_patients=3, n_test_patients=3, height=48, width=58, labels="invented")
 PATHOLOGIES = [o for o in OBSERVATIONS if o not in ("No Finding", "Support Devices")]
-REAL_PATH = realdata.real_chexpert_labels_path()
+REAL_PATH = real_labels.real_chexpert_labels_path()
 needs_real = pytest.mark.skipif(REAL_PATH is None, reason="torchxrayvision not installed: no real CheXpert labels")
 
 

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from cxrtransfer import chexpert, images
-from cxrtransfer.chexpert import COMPETITION_TASKS, HEADER, OBSERVATIONS, PAPER_TASKS
+from cxrtransfer.data import chexpert
+from cxrtransfer.data import images
+from cxrtransfer.data.chexpert import COMPETITION_TASKS, HEADER, OBSERVATIONS, PAPER_TASKS
 from cxrtransfer.errors import InputError
 from stages import preprocess
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cxrtransfer.cli import run_stage
+from cxrtransfer.pipeline.config import run_stage
 from cxrtransfer.errors import InputError
 from stages import init as init_stage, normalization as normalization_stage, preprocess, split as split_stage
 from stages import train as train_stage

@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cxrtransfer import checkpoints, training
+from cxrtransfer.training import dataset, layouts, loop
+from cxrtransfer.training import checkpoints
 from cxrtransfer.errors import TrainingError
 
 
@@ -23,7 +24,7 @@ class TinyNet(torch.nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
-def learnable_set(n: int, seed: int, policies=("ones", "multiclass")) -> training.ImageSet:
+def learnable_set(n: int, seed: int, policies=("ones", "multiclass")) -> dataset.ImageSet:
     """Bright images are positive for task 0; task 1 follows a dark corner."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 120, (n, 12, 12), dtype=np.uint8)
@@ -32,11 +33,11 @@ def learnable_set(n: int, seed: int, policies=("ones", "multiclass")) -> trainin
     y1 = rng.random(n) < 0.5
     images[y1, :4, :4] = 0
     raw = np.stack([y0, y1], axis=1).astype(np.float32)
-    targets, mask = __import__("cxrtransfer.chexpert", fromlist=["x"]).policy_targets(raw, list(policies))
-    return training.ImageSet(images, np.arange(n), targets, mask)
+    targets, mask = __import__("cxrtransfer.data.chexpert", fromlist=["x"]).policy_targets(raw, list(policies))
+    return dataset.ImageSet(images, np.arange(n), targets, mask)
 
 
-def accuracy_score(valid: training.ImageSet):
+def accuracy_score(valid: dataset.ImageSet):
     def score(probabilities: np.ndarray):
         from sklearn.metrics import roc_auc_score
         aucs = [roc_auc_score(valid.targets[:, j], probabilities[:, j]) for j in range(2)]
@@ -44,17 +45,17 @@ def accuracy_score(valid: training.ImageSet):
     return score
 
 
-def run(tmp_path: Path, config: training.FitConfig, name: str = "run"):
-    layout = training.ChexpertLayout(["ones", "multiclass"])
-    model = training.seeded(0, TinyNet, layout.width)
+def run(tmp_path: Path, config: loop.FitConfig, name: str = "run"):
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, TinyNet, layout.width)
     train, valid = learnable_set(96, 1), learnable_set(48, 2)
-    result = training.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / name,
+    result = loop.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / name,
                           fingerprint="f", device=torch.device("cpu"), log=lambda _: None)
     return model, result
 
 
 def test_layout_widths_and_multiclass_probability():
-    layout = training.ChexpertLayout(["ones", "multiclass", "ignore"])
+    layout = layouts.ChexpertLayout(["ones", "multiclass", "ignore"])
     assert layout.width == 5 and layout.slices[1] == slice(1, 4)
     logits = torch.tensor([[0.0, 2.0, 1.0, 5.0, -1.0]])
     probabilities = layout.probabilities(logits)
@@ -64,7 +65,7 @@ def test_layout_widths_and_multiclass_probability():
 
 
 def test_masked_loss_ignores_masked_cells():
-    layout = training.ChexpertLayout(["ignore"])
+    layout = layouts.ChexpertLayout(["ignore"])
     logits = torch.tensor([[3.0], [-3.0]])
     targets = torch.tensor([[0.0], [0.0]])
     full = layout.loss(logits, targets, torch.tensor([[1.0], [1.0]]))
@@ -75,7 +76,7 @@ def test_masked_loss_ignores_masked_cells():
 
 
 def test_cadence_counts_images_and_keeps_top_k(tmp_path):
-    config = training.FitConfig(epochs=2, batch_size=8, lr=3e-3, eval_every_images=40, top_k=3, seed=0)
+    config = loop.FitConfig(epochs=2, batch_size=8, lr=3e-3, eval_every_images=40, top_k=3, seed=0)
     _, result = run(tmp_path, config)
     steps = [h["step"] for h in result.history]
     # 96 images x 2 epochs = 192, batches of 8: evaluations at 40, 80, ..., 160 images, then the final 192
@@ -89,14 +90,14 @@ def test_cadence_counts_images_and_keeps_top_k(tmp_path):
 
 
 def test_same_inputs_same_metrics(tmp_path):
-    config = training.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
+    config = loop.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
     _, first = run(tmp_path, config, "a")
     _, second = run(tmp_path, config, "b")
     assert [h["score"] for h in first.history] == [h["score"] for h in second.history]
 
 
 def test_resume_continues_where_it_stopped(tmp_path):
-    config = training.FitConfig(epochs=2, batch_size=8, lr=3e-3, eval_every_images=40, top_k=3, seed=0)
+    config = loop.FitConfig(epochs=2, batch_size=8, lr=3e-3, eval_every_images=40, top_k=3, seed=0)
     reference_model, reference = run(tmp_path, config, "reference")
 
     # Interrupt a run right after its second evaluation (80 images), then start it again.
@@ -116,10 +117,10 @@ def test_resume_continues_where_it_stopped(tmp_path):
     finally:
         checkpoints.save_resume_state = original
     logs = []
-    layout = training.ChexpertLayout(["ones", "multiclass"])
-    model = training.seeded(0, TinyNet, layout.width)
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, TinyNet, layout.width)
     train, valid = learnable_set(96, 1), learnable_set(48, 2)
-    resumed = training.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "interrupted",
+    resumed = loop.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "interrupted",
                            fingerprint="f", device=torch.device("cpu"), log=logs.append)
     assert logs[0].startswith("resuming at 80 images")
     assert [h["step"] for h in resumed.history] == [h["step"] for h in reference.history]
@@ -129,26 +130,26 @@ def test_resume_continues_where_it_stopped(tmp_path):
 
 
 def test_a_different_run_does_not_resume_a_stale_state(tmp_path):
-    config = training.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
+    config = loop.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=48, top_k=2, seed=0)
     run(tmp_path, config, "x")
-    layout = training.ChexpertLayout(["ones", "multiclass"])
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
     train, valid = learnable_set(96, 1), learnable_set(48, 2)
     logs = []
-    training.fit(training.seeded(0, TinyNet, layout.width), layout, train, valid, accuracy_score(valid), config,
+    loop.fit(loop.seeded(0, TinyNet, layout.width), layout, train, valid, accuracy_score(valid), config,
                  tmp_path / "x", fingerprint="other", device=torch.device("cpu"), log=logs.append)
     assert not any(line.startswith("resuming") for line in logs)
 
 
 def test_nan_loss_is_a_clear_error(tmp_path):
-    config = training.FitConfig(epochs=1, batch_size=8, lr=1e-3, eval_every_images=48, top_k=1, seed=0)
-    layout = training.ChexpertLayout(["ones", "multiclass"])
-    model = training.seeded(0, TinyNet, layout.width)
+    config = loop.FitConfig(epochs=1, batch_size=8, lr=1e-3, eval_every_images=48, top_k=1, seed=0)
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, TinyNet, layout.width)
     with torch.no_grad():
         model.fc.bias.fill_(float("nan"))
     train, valid = learnable_set(32, 1), learnable_set(16, 2)
     # finiteness is checked at the evaluation (no per-step host sync): it names the images it covers
     with pytest.raises(TrainingError, match=r"loss is nan in the 4 steps before 32 images \(epoch 1\)"):
-        training.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "nan", "f",
+        loop.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "nan", "f",
                      device=torch.device("cpu"), log=lambda _: None)
 
 
@@ -171,7 +172,7 @@ def test_top_k_keeper_copies_weights_and_breaks_ties_by_age(tmp_path):
 
 def test_checkpoint_bytes_do_not_depend_on_metadata_order():
     """safetensors writes metadata in a per-process hash order; the project's writer sorts the header."""
-    from cxrtransfer.weights import _canonical_header
+    from cxrtransfer.models.tensorfiles import _canonical_header
     header = b'{"__metadata__":{"step":"20","score":"0.5"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     data = len(header).to_bytes(8, "little") + header + b"\x00\x00\x80\x3f"
     expected = b'{"__metadata__":{"score":"0.5","step":"20"},"w":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}}'

@@ -8,8 +8,11 @@ import pytest
 import timm
 import torch
 
-from cxrtransfer import models, weights
 from cxrtransfer.errors import InputError
+from cxrtransfer.lab import cli
+from cxrtransfer.lab import weights as lab_weights
+from cxrtransfer.models import architectures as models
+from cxrtransfer.models import tensorfiles, weights
 
 ARCH = "resnet18"
 # The pinned timm weights of resnet18 and the file names the specification asks for.
@@ -67,26 +70,26 @@ def test_safetensors_round_trip_is_exact(tmp_path):
         "count": torch.tensor(7, dtype=torch.int64),
     }
     path = tmp_path / "w.safetensors"
-    weights.save_safetensors(path, state, {"arch": ARCH, "note": "ü"})
-    loaded, metadata = weights.load_safetensors(path)
+    tensorfiles.save_safetensors(path, state, {"arch": ARCH, "note": "ü"})
+    loaded, metadata = tensorfiles.load_safetensors(path)
     assert metadata == {"arch": ARCH, "note": "ü"}
     assert set(loaded) == set(state)
     for key, value in state.items():
         assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value), key
     base.zero_()  # the file holds copies, not the caller's memory
-    assert not torch.equal(weights.load_safetensors(path)[0]["dense"], base)
+    assert not torch.equal(tensorfiles.load_safetensors(path)[0]["dense"], base)
 
 
 def test_safetensors_save_leaves_nothing_on_failure_and_bad_files_are_input_errors(tmp_path):
     path = tmp_path / "w.safetensors"
     with pytest.raises(TypeError):
-        weights.save_safetensors(path, {"a": torch.ones(2)}, {"epoch": 3})
+        tensorfiles.save_safetensors(path, {"a": torch.ones(2)}, {"epoch": 3})
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="w.safetensors"):
-        weights.load_safetensors(path)
+        tensorfiles.load_safetensors(path)
     path.write_bytes(b"not a safetensors file at all")
     with pytest.raises(InputError, match="w.safetensors"):
-        weights.load_safetensors(path)
+        tensorfiles.load_safetensors(path)
 
 
 # --------------------------------------------------------------------------- torch checkpoints
@@ -168,10 +171,10 @@ def test_load_body_mismatches_are_input_errors_naming_file_and_key():
 def test_resolve_prefers_the_weights_folder(tmp_path):
     empty_cache = tmp_path / "hf"
     flat = tmp_path / "weights" / f"{TIMM_NAME}.safetensors"
-    weights.save_safetensors(flat, {"x": torch.ones(1)})
+    tensorfiles.save_safetensors(flat, {"x": torch.ones(1)})
     assert weights.resolve_imagenet_weights(ARCH, tmp_path / "weights", hf_cache_dir=empty_cache) == flat
     folder = tmp_path / "hfstyle" / TIMM_NAME / "model.safetensors"
-    weights.save_safetensors(folder, {"x": torch.ones(1)})
+    tensorfiles.save_safetensors(folder, {"x": torch.ones(1)})
     assert weights.resolve_imagenet_weights(ARCH, tmp_path / "hfstyle", hf_cache_dir=empty_cache) == folder
 
 
@@ -180,7 +183,7 @@ def test_resolve_finds_the_local_hugging_face_and_torch_hub_caches(tmp_path):
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0123abcd")
     cached = repo / "snapshots" / "0123abcd" / "model.safetensors"
-    weights.save_safetensors(cached, {"x": torch.ones(1)})
+    tensorfiles.save_safetensors(cached, {"x": torch.ones(1)})
     found = weights.resolve_imagenet_weights(ARCH, tmp_path / "none", hf_cache_dir=tmp_path / "hf",
                                              torch_hub_dir=tmp_path / "hub")
     assert found == cached
@@ -236,7 +239,7 @@ def test_export_writes_the_file_that_resolution_and_imagenet_init_use(tmp_path, 
     path = weights.export_imagenet_weights(ARCH, tmp_path / "weights")
     monkeypatch.setattr(timm, "create_model", real_create)
     assert path == tmp_path / "weights" / f"{TIMM_NAME}.safetensors"
-    stored, metadata = weights.load_safetensors(path)
+    stored, metadata = tensorfiles.load_safetensors(path)
     assert metadata["timm_model"] == "resnet18" and metadata["pretrained_tag"] == "tv_in1k"
     _assert_same(stored, fake, fake)
     body = weights.initial_body(ARCH, "imagenet", weights_dir=tmp_path / "weights", seed=0)
@@ -247,7 +250,7 @@ def test_export_writes_the_file_that_resolution_and_imagenet_init_use(tmp_path, 
 
 def test_imagenet_init_loads_the_file_and_random_init_differs(tmp_path):
     fake = _fake_imagenet_state()
-    weights.save_safetensors(tmp_path / f"{TIMM_NAME}.safetensors", fake)
+    tensorfiles.save_safetensors(tmp_path / f"{TIMM_NAME}.safetensors", fake)
     pretrained = weights.initial_body(ARCH, "imagenet", weights_dir=tmp_path, seed=0)
     assert set(pretrained) == set(fake) - HEAD  # the body only
     model = models.build_model(ARCH, 6, seed=5)
@@ -283,7 +286,7 @@ def test_named_file_init_and_unknown_init(tmp_path):
 
 def test_imagenet_init_of_a_truncated_model_keeps_the_remaining_pretrained_blocks(tmp_path):
     fake = _fake_imagenet_state()
-    weights.save_safetensors(tmp_path / f"{TIMM_NAME}.safetensors", fake)
+    tensorfiles.save_safetensors(tmp_path / f"{TIMM_NAME}.safetensors", fake)
     body = weights.initial_body(ARCH, "imagenet", weights_dir=tmp_path, seed=0)
     model = models.build_model(ARCH, 6, truncate_blocks=1, seed=0)
     report = weights.load_body(model, body, source=os.fspath(tmp_path))
@@ -303,11 +306,11 @@ def test_legacy_torchvision_densenet_names_are_mapped():
 
 def test_make_weights_cli_checks_every_name_before_downloading(tmp_path, monkeypatch):
     exported = []
-    monkeypatch.setattr(weights, "export_imagenet_weights", lambda arch, out: exported.append((arch, out)))
+    monkeypatch.setattr(lab_weights, "export_imagenet_weights", lambda arch, out: exported.append((arch, out)))
     with pytest.raises(InputError, match="vgg16"):
-        weights.main(["export", "resnet18", "vgg16", "--out", str(tmp_path)])
+        cli.main(["weights", "export", "resnet18", "vgg16", "--out", str(tmp_path)])
     with pytest.raises(InputError):
-        weights.main(["export", "--out", str(tmp_path)])
+        cli.main(["weights", "export", "--out", str(tmp_path)])
     assert exported == []
-    weights.main(["export", "--all", "--out", str(tmp_path)])
+    cli.main(["weights", "export", "--all", "--out", str(tmp_path)])
     assert [arch for arch, _ in exported] == models.architecture_names() and len(exported) == 16

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .. import realdata
-from ..chexpert import HEADER, OBSERVATIONS
+from ..data.real_labels import read_real_chexpert, real_chexpert_labels_path
+from ..data.chexpert import HEADER, OBSERVATIONS
 from ..errors import InputError
 from .xray import render_image
 from .xray_findings import sample_anatomy, sample_findings
@@ -94,10 +94,10 @@ def _check_settings(counts: dict[str, int], labels: str, jpeg_quality: int, heig
 def _image_table(labels: str, real_labels: str | os.PathLike | None, seed: int, counts: dict[str, int],
                  max_studies_per_patient: int) -> tuple[str, pd.DataFrame]:
     """(label mode used, one row per image with its path), sorted by patient, study and view."""
-    source = Path(real_labels) if real_labels else realdata.real_chexpert_labels_path()
+    source = Path(real_labels) if real_labels else real_chexpert_labels_path()
     mode = labels if labels != "auto" else ("real" if source is not None else "invented")
     if mode == "real":
-        table = real_table(realdata.read_real_chexpert(source), seed, counts, max_studies_per_patient)
+        table = real_table(read_real_chexpert(source), seed, counts, max_studies_per_patient)
     else:
         table = invented_table(seed, counts, max_studies_per_patient)
     table["path"] = [_image_path(*key) for key in zip(table["split"], table["patient_num"], table["study_num"],

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from ..chexpert import OBSERVATIONS
+from ..data.chexpert import OBSERVATIONS
 from ..errors import InputError
 from .xray_findings import OPACITY_CHILDREN, PATHOLOGIES
 

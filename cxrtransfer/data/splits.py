@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 SPLIT_COLUMNS: tuple[str, ...] = ("path", "patient", "study", "split")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 FOLDER_COLUMNS: tuple[str, ...] = ("path", "modality", "anatomy", "label", "class_name", "class_index")

@@ -1,6 +1,6 @@
 """The paper rehearsal: configs/paper.yaml run end to end on CPU, changed only by named scale knobs.
 
-    python -m cxrtransfer.rehearsal --preset small|large --workdir DIR   (make rehearsal)
+    cxrtransfer rehearsal --preset small|large --workdir DIR   (make rehearsal)
 
 It copies the pipeline (dvc.yaml, stages/, cxrtransfer/, configs/) into a fresh git + DVC repository
 under DIR, so the checkout's params.yaml is never touched, and writes params.yaml there: the paper's
@@ -9,7 +9,7 @@ dataset is the pipeline's own `synthesize` stage in the real CheXpert-v1.0-small
 JPEGs (320 x 390) and label rows drawn from the real CheXpert train.csv. ImageNet weights cannot be
 downloaded here, so the rehearsal writes, for every architecture, a seeded random timm model in the
 file layout `make weights` produces (weights/<timm_model>.<tag>.safetensors): init_weights@<arch>-imagenet
-loads them through the real offline lookup (cxrtransfer.weights.resolve_imagenet_weights).
+loads them through the real offline lookup (cxrtransfer.models.weights.resolve_imagenet_weights).
 
 After `dvc repro` (through `report`) it checks what only a real run shows: every model's ensemble
 holds train.top_k checkpoints, every model evaluated at the train.eval_every_images cadence, and every
@@ -30,12 +30,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from . import lab
-from .cli import load_params, run_stage
-from .errors import PipelineError
+from ..errors import PipelineError
+from ..models.architectures import build_model
+from ..models.tensorfiles import save_safetensors
+from ..models.weights import imagenet_weights_filename
+from ..pipeline.config import load_params
+from ..pipeline.grid import declared_models
+from .paper import print_table, settings_table
 
-REPO = Path(__file__).resolve().parents[1]
-PAPER_CONFIG = REPO / "configs" / "paper.yaml"
+PAPER_CONFIG = Path("configs") / "paper.yaml"   # in the checkout
 COPIED = ("dvc.yaml", "stages", "cxrtransfer", "configs")
 WEIGHTS_SEED = 1  # the stand-in ImageNet weights differ from the random init (seed 0)
 
@@ -74,19 +77,19 @@ def rehearsal_params(paper: Mapping[str, Any], image_size: int, patients: Sequen
     synthetic = params["synthetic"]
     synthetic.update({"train_patients": patients[0], "valid_patients": patients[1], "test_patients": patients[2],
                       "height": 320, "width": 390, "labels": "real"})   # CheXpert-v1.0-small's size, real rows
-    models = {f"{a}-{i}" for a in architectures for i in lab.init_names(params)}
+    models = {m.name for m in declared_models(params) if not m.truncate}
     params["bootstrap"]["compare"] = [p for p in params["bootstrap"]["compare"] if set(p) <= models]
     return params
 
 
-def make_repo(workdir: Path, params: Mapping[str, Any]) -> Path:
-    """A fresh git + DVC repository holding the pipeline and `params` (workdir must not exist)."""
+def make_repo(workdir: Path, params: Mapping[str, Any], checkout: Path) -> Path:
+    """A fresh git + DVC repository holding the pipeline of `checkout` and `params` (workdir must not exist)."""
     if workdir.exists():
         raise PipelineError(f"{workdir} exists: give a new --workdir (the rehearsal never reuses one)")
     repo = workdir / "repo"
     repo.mkdir(parents=True)
     for name in COPIED:
-        source = REPO / name
+        source = checkout / name
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
@@ -107,8 +110,6 @@ def commit_new_repo(repo: Path, message: str, run: Callable[[list[str], Path], A
 
 def write_standin_weights(repo: Path, architectures: Sequence[str]) -> list[Path]:
     """weights/<timm_model>.<tag>.safetensors per architecture: a seeded random model, ImageNet-shaped."""
-    from .models import build_model
-    from .weights import imagenet_weights_filename, save_safetensors
     paths = []
     for arch in architectures:
         path = repo / "weights" / imagenet_weights_filename(arch)
@@ -151,15 +152,6 @@ def expected_evaluations(total: int, batch: int, every: int) -> list[int]:
     return steps
 
 
-def model_names(params: Mapping[str, Any]) -> dict[str, str]:
-    """Model name -> its dvclive folder, for every model the grid trains."""
-    names = {f"{a}-{i}": f"metrics/curves/{a}-{i}" for a in params["architectures"] for i in lab.init_names(params)}
-    for arch in params["truncation"]["architectures"]:
-        for k in params["truncation"]["blocks"]:
-            names[f"{arch}-k{k}"] = f"metrics/curves/trunc/{arch}-k{k}"
-    return names
-
-
 def evaluation_steps(live_dir: Path) -> list[int]:
     """Steps (images) of every evaluation the train stage logged with dvclive."""
     lines = (live_dir / "plots" / "metrics" / "score.tsv").read_text().splitlines()
@@ -176,7 +168,7 @@ def check_run(repo: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     expected = expected_evaluations(total, batch, every)
     ensemble = json.loads((repo / "metrics" / "ensemble.json").read_text())["models"]
     failures, figures = [], {}
-    names = model_names(params)
+    names = {model.name: model.curves for model in declared_models(params)}
     if sorted(ensemble) != sorted(names):
         failures.append(f"ensemble models {sorted(ensemble)} != the grid {sorted(names)}")
     for name, live in names.items():
@@ -195,17 +187,21 @@ def check_run(repo: Path, params: Mapping[str, Any]) -> dict[str, Any]:
             "evaluations_per_model": len(expected), "models": figures}
 
 
-def rehearse(workdir: Path, knobs: Mapping[str, Any]) -> dict[str, Any]:
-    """Build the rehearsal repository, run the pipeline through `report`, check it; returns the summary."""
-    paper = load_params(PAPER_CONFIG)
+def rehearse(workdir: Path, knobs: Mapping[str, Any], checkout: Path = Path(".")) -> dict[str, Any]:
+    """Build the rehearsal repository from the pipeline in `checkout`, run it through `report`, check it;
+    returns the summary."""
+    if not (checkout / "dvc.yaml").is_file():
+        raise PipelineError(f"{checkout.resolve()} holds no dvc.yaml: run the rehearsal in the project's "
+                            "checkout (or pass --checkout)")
+    paper = load_params(checkout / PAPER_CONFIG)
     params = rehearsal_params(paper, knobs["image_size"], knobs["patients"], knobs["architectures"],
                               knobs["truncation"], knobs["eval_every_images"])
     print(f"paper rehearsal in {workdir}: configs/paper.yaml with these scale knobs only")
-    lab.print_table(lab.settings_table(params, SCALE_KNOBS))
+    print_table(settings_table(params, SCALE_KNOBS))
     print(f"  patients (train, valid, test): {tuple(knobs['patients'])}; JPEGs 320 x 390, real label rows; "
           f"imagenet init: seeded random stand-in weights in weights/ (seed {WEIGHTS_SEED})")
     started = time.perf_counter()
-    repo = make_repo(workdir, params)
+    repo = make_repo(workdir, params, checkout)
     weights_archs = sorted(set(params["architectures"]) | set(params["truncation"]["architectures"]))
     write_standin_weights(repo, weights_archs)
     (workdir / "dvc_repro.log").write_text(run(["dvc", "repro"], repo))
@@ -216,9 +212,7 @@ def rehearse(workdir: Path, knobs: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m cxrtransfer.rehearsal", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="a new folder for the rehearsal repository")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--image-size", type=int, help="data.image_size (paper 320)")
@@ -226,16 +220,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--architectures", nargs="+", help="the training grid (paper: 16)")
     parser.add_argument("--truncation", nargs="+", help="truncation.architectures (paper: 4)")
     parser.add_argument("--eval-every-images", type=int, help="train.eval_every_images (paper 8192)")
-    return parser.parse_args(argv)
+    parser.add_argument("--checkout", type=Path, default=Path("."),
+                        help="the project checkout whose pipeline is rehearsed (default: here)")
+    parser.set_defaults(func=run_rehearsal)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+def run_rehearsal(args: argparse.Namespace) -> None:
     knobs = dict(PRESETS[args.preset])
     for key in ("image_size", "patients", "architectures", "truncation", "eval_every_images"):
         if getattr(args, key) is not None:
             knobs[key] = getattr(args, key)
-    summary = rehearse(args.workdir, knobs)
+    summary = rehearse(args.workdir, knobs, args.checkout)
     for name, figure in summary["models"].items():
         print(f"  {name:<28} {figure['checkpoints']} checkpoints, {figure['evaluations']} evaluations, "
               f"{figure['last_step']} images")
@@ -245,7 +240,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     if summary["failures"]:
         raise PipelineError("rehearsal failed: " + "; ".join(summary["failures"]))
     print("rehearsal passed")
-
-
-if __name__ == "__main__":
-    run_stage(main)

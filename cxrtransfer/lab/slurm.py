@@ -1,7 +1,7 @@
 """The training grid as SLURM jobs over one shared DVC cache: SLURM schedules, DVC decides what runs.
 
-    python -m cxrtransfer.lab slurm [--partition gpu] [--gpus-per-job 1] [--cpus-per-job 8] [--mem 32G]
-                                    [--time 24:00:00] [--account lab] [--work-dir .slurm] [--dry-run]
+    cxrtransfer slurm [--partition gpu] [--gpus-per-job 1] [--cpus-per-job 8] [--mem 32G]
+                      [--time 24:00:00] [--account lab] [--work-dir .slurm] [--dry-run]
 
 Stages and their order come from DVC (`Repo.index.graph`). Matrix/foreach items (DVC names them
 `<group>@<key>`: init_<kind>@..., train_<kind>@..., truncate@...) are model stages: one job each, named after the
@@ -24,12 +24,16 @@ import contextlib
 import json
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import InputError, PipelineError
+import networkx as nx
+from dvc.repo import Repo
+
+from ..errors import InputError, PipelineError
+from ..pipeline.config import check, load_params
+from ..pipeline.grid import declared_models, init_stages
 
 PREPARE_JOB = "prepare"
 STUDY_JOB = "study"
@@ -60,40 +64,19 @@ def is_model_stage(name: str) -> bool:
     return "@" in name
 
 
-def stage_devices(params: Sequence[tuple[str, Any]]) -> int:
-    """`devices` from a stage's params (key, value) in dvc.yaml order (train, then overrides.<arch>): last wins."""
-    devices = 1
-    for _, value in params:
-        if isinstance(value, Mapping) and "devices" in value:
-            devices = int(value["devices"])
-    return devices
-
-
-def declared_params(stage: Any) -> list[tuple[str, Any]]:
-    """A DVC stage's params dependencies as (dotted key, value), in the order dvc.yaml lists them."""
-    pairs = []
-    for dependency in stage.params:
-        values = dependency.read_params(flatten=False)
-        for key in dependency.params or []:
-            value: Any = values
-            for part in key.split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
-            pairs.append((key, value))
-    return pairs
-
-
 def read_pipeline(root: Path) -> Pipeline:
-    """The pipeline as DVC sees it (dvc.yaml, params), via dvc's Python API."""
-    import networkx as nx
-    from dvc.repo import Repo
-
+    """The pipeline as DVC sees it (dvc.yaml, params), via dvc's Python API; GPUs per train stage
+    (train.devices with the architecture's overrides) from the grid that params.yaml declares."""
     with contextlib.chdir(root), Repo(".") as repo:  # stage names as the dvc CLI prints them in root
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         names = {stage: stage.addressing for stage in graph.nodes}
         order = [names[s] for s in reversed(list(nx.topological_sort(graph)))]
         upstream = {names[s]: {names[d] for d in graph.successors(s)} for s in graph.nodes}
-        devices = {names[s]: stage_devices(declared_params(s))
-                   for s in graph.nodes if is_model_stage(names[s])}
+    source = root / "params.yaml"
+    params = load_params(source)
+    devices = {stage: 1 for stage in init_stages(params)}
+    devices.update({model.stage: check(params, ["data", "train"], source, arch=model.arch)["train"]["devices"]
+                    for model in declared_models(params)})
     return Pipeline(order, upstream, devices)
 
 
@@ -242,14 +225,12 @@ def replace_study_job(queued: dict[str, tuple[str, str]]) -> None:
 
 def workspace_changes(root: Path) -> set[str]:
     """Stages DVC reports changed in `root` (`dvc status`)."""
-    from dvc.repo import Repo
     with contextlib.chdir(root), Repo(".") as repo:
         return set(repo.status())
 
 
 def clone_is_done(clone: Path, commit: str, stage: str) -> bool:
     """The stage's clone is at `commit` and DVC reports the stage and its upstream unchanged there."""
-    from dvc.repo import Repo
     head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True)
     if not (clone / ".dvc").is_dir() or head.stdout.strip() != commit:
         return False
@@ -269,7 +250,6 @@ def check_clean(root: Path) -> str:
 
 def shared_cache_config(root: Path, link_type: str) -> dict[str, str]:
     """Cache settings for every clone: this workspace's cache dir and sharing mode, `link_type` links."""
-    from dvc.repo import Repo
     with Repo(str(root)) as repo:
         cache = dict(repo.config.get("cache", {}))
         cache_dir = repo.cache.local_cache_dir
@@ -373,10 +353,7 @@ def submit(args: argparse.Namespace, sbatch: Callable[[list[str]], str] | None =
     return result
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """`lab slurm`: registered by cxrtransfer.lab."""
-    s = sub.add_parser("slurm", help="submit the training grid as SLURM jobs (one per model stage)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--repo", default=".", help="the DVC workspace to submit (default: here)")
     s.add_argument("--work-dir", default=".slurm", help="clones, job scripts and logs (on the shared filesystem)")
     s.add_argument("--partition", default="", help="sbatch --partition of every job")
@@ -391,15 +368,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--dry-run", action="store_true", help="write the job scripts and print the plan, submit nothing")
     s.add_argument("--json", action="store_true", help="also write <work-dir>/last-submission.json")
     s.set_defaults(func=submit)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cxrtransfer.slurm")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["slurm", *(argv if argv is not None else sys.argv[1:])])
-    args.func(args)
-
-
-if __name__ == "__main__":
-    from .cli import run_stage
-    run_stage(main)

@@ -56,7 +56,7 @@ import timm
 import torch
 from torch import nn
 
-from .errors import InputError
+from ..errors import InputError
 
 ARCHITECTURES_CSV = "architectures.csv"
 COLUMNS = ("arch", "family", "timm_model", "pretrained_tag", "imagenet_top1", "top1_source",
@@ -124,7 +124,7 @@ class Architecture:
 
 @functools.lru_cache(maxsize=1)
 def _read_table() -> pd.DataFrame:
-    source = resources.files("cxrtransfer").joinpath(ARCHITECTURES_CSV)
+    source = resources.files(__package__).joinpath(ARCHITECTURES_CSV)
     with source.open("r", encoding="utf-8") as handle:
         table = pd.read_csv(handle, dtype={"arch": str, "pretrained_tag": str})
     if tuple(table.columns) != COLUMNS:

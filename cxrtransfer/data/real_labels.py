@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import chexpert
-from .errors import InputError
+from ..errors import InputError
 
 PACKAGE = "torchxrayvision"
 CHEXPERT_TRAIN_FILE = "chexpert_train.csv.gz"

@@ -7,27 +7,21 @@ nothing is downloaded unless ``CXR_ALLOW_DOWNLOAD=1``.  Any ``torch.load`` uses
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 from urllib.parse import urlparse
 
-import safetensors
-import safetensors.torch
 import timm
 import torch
 from huggingface_hub import try_to_load_from_cache
 from torch import nn
 
-from .cli import run_stage
-from .errors import InputError
-from .fileio import atomic_path
-from .models import (architecture, architecture_names, body_state_dict, build_model, head_prefixes, is_under,
+from ..errors import InputError
+from .tensorfiles import load_safetensors, save_safetensors
+from .architectures import (architecture, body_state_dict, build_model, head_prefixes, is_under,
                      model_head_name)
 
 ALLOW_DOWNLOAD_ENV = "CXR_ALLOW_DOWNLOAD"
@@ -41,54 +35,6 @@ _MOCO_QUERY = "encoder_q."
 _LEGACY_DENSENET = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
                               r"((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 _SHOW = 5  # keys named in an error message
-
-
-# --------------------------------------------------------------------------- files
-
-def save_safetensors(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor],
-                     metadata: dict[str, str] | None = None) -> None:
-    """Write `state_dict` as safetensors, atomically; tensors are copied (contiguous, on CPU)."""
-    if metadata is not None:
-        bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
-        if bad:
-            raise TypeError(f"safetensors metadata must map str to str; bad entries: {bad[:_SHOW]}")
-    tensors = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"state_dict[{key!r}] is {type(value).__name__}, not a tensor")
-        # clone: never alias the live model (or two keys sharing storage) in what we write
-        tensors[key] = value.detach().to("cpu").clone().contiguous()
-    blob = _canonical_header(safetensors.torch.save(tensors, metadata=metadata))
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(blob)
-
-
-def _canonical_header(blob: bytes) -> bytes:
-    """The safetensors bytes with the JSON header's keys sorted, padded to its old length.
-
-    safetensors writes the metadata map in an order that changes from process to process (a Rust
-    HashMap), so equal tensors gave different file hashes in dvc.lock; offsets count from the header's
-    end, so a header of the same length keeps them valid.
-    """
-    length = struct.unpack("<Q", blob[:8])[0]
-    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
-    if len(header) > length:  # cannot happen for a compact header; keep the library's bytes then
-        return blob
-    return blob[:8] + header + b" " * (length - len(header)) + blob[8 + length:]
-
-
-def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state_dict, metadata) from a safetensors file; InputError naming the file if unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("weights file not found", path=path)
-    try:
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as handle:
-            metadata = dict(handle.metadata() or {})
-            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (safetensors.SafetensorError, OSError, ValueError) as error:
-        raise InputError(f"not a readable safetensors file ({error})", path=path) from error
-    return state_dict, metadata
 
 
 def strip_prefixes(state_dict: Mapping[str, torch.Tensor],
@@ -332,33 +278,3 @@ def initial_body(arch: str, init: str, *, weights_dir: str | os.PathLike | None,
                          f"{sorted(files) or 'the named weight files (none given)'}")
     load_body(model, read_state_dict(path), source=path)
     return body_state_dict(model)
-
-
-# --------------------------------------------------------------------------- `make weights`
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m cxrtransfer.weights",
-        description="Export timm's pinned ImageNet weights as <out>/<timm_model>.<tag>.safetensors "
-                    "(needs internet or a filled Hugging Face cache).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="download and write the weights of some or all architectures")
-    export.add_argument("archs", nargs="*", help="architecture names (see cxrtransfer/architectures.csv)")
-    export.add_argument("--all", action="store_true", help="every architecture in the table")
-    export.add_argument("--out", type=Path, required=True, help="weights folder (tracked with DVC)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    archs = architecture_names() if args.all else list(args.archs)
-    if not archs:
-        raise InputError("name the architectures to export, or pass --all")
-    for arch in archs:
-        architecture(arch)  # every name checked before the first download
-    for arch in archs:
-        print(f"{arch}: {export_imagenet_weights(arch, args.out)}")
-
-
-if __name__ == "__main__":
-    run_stage(main)

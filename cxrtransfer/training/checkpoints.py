@@ -11,7 +11,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from .weights import save_safetensors as save_tensors  # the one writer: atomic, cloned tensors
+from ..models.tensorfiles import save_safetensors as save_tensors  # the one writer: atomic, cloned tensors
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    """The file of the checkpoint taken after `step` training images."""
+    return folder / f"step{step:010d}.safetensors"
 
 
 @dataclass
@@ -27,7 +32,7 @@ class TopK:
     entries: list[tuple[float, int]] = field(default_factory=list)  # (score, step), best first
 
     def path(self, step: int) -> Path:
-        return self.folder / f"step{step:010d}.safetensors"
+        return checkpoint_path(self.folder, step)
 
     def offer(self, step: int, score: float, state_dict: dict[str, torch.Tensor]) -> bool:
         """Save the checkpoint if it ranks in the top k. True if kept."""

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
-from .fileio import atomic_dir
+from ..errors import InputError
+from ..fileio import atomic_dir
 
 IMAGES_FILE = "images.npy"
 INDEX_FILE = "index.csv"

@@ -13,8 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InputError
-from .fileio import read_json
+from ..errors import InputError
+from ..fileio import read_json
+from .architectures import normalization
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 DATASET_INITS = ("random",)  # inits normalized with the dataset's statistics
@@ -61,7 +62,6 @@ def read_dataset_normalization(path: Path) -> Normalization:
 
 def for_init(arch: str, init: str, dataset_file: Path | None) -> tuple[Normalization, str]:
     """(mean, std) to normalize inputs of `arch` started from `init`, and where they come from."""
-    from .models import normalization
     if init not in DATASET_INITS:
         return normalization(arch), f"{arch} pretrained weights"
     if dataset_file is None:

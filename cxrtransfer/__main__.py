@@ -1,0 +1,5 @@
+"""`python -m cxrtransfer`: the `cxrtransfer` command."""
+
+from .lab.cli import entry
+
+entry()

@@ -1,0 +1,5 @@
+"""`python -m cxrtransfer.lab`: the `cxrtransfer` command."""
+
+from .cli import entry
+
+entry()

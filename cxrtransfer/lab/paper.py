@@ -1,0 +1,199 @@
+"""`cxrtransfer paper`: switch to the paper's configuration, after checking and planning it.
+
+    cxrtransfer paper --data-root /data/chexpert [--measure] [--run]
+
+Writes configs/paper.yaml, a complete params file, as params.yaml with data.root set (nothing is
+merged from the demo's params), after checking every param and printing the effective settings
+beside the paper's values, how many stages and models the grid holds and an estimate of GPU-hours
+from measured throughput; then (with --run) it runs `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from ..errors import InputError
+from ..fileio import atomic_path
+from ..models import architectures
+from ..models.normalization import DATASET_INITS
+from ..pipeline import config as schema
+from ..pipeline.grid import declared_models, grid_plan, init_names
+from ..stats.paper import PAPER_SETTINGS
+from ..training.dataset import ImageSet
+from ..training.devices import Precision, pick_device
+from ..training.layouts import ChexpertLayout
+from ..training.loop import train_step
+
+
+def images_per_run(n_train: int, n_valid: int, epochs: int, eval_every: int, top_k: int, n_test: int) -> dict[str, float]:
+    """Images one training run pushes forward+backward (train) and forward only (evaluation)."""
+    trained = n_train * epochs
+    evaluations = max(1, trained // eval_every) + 1
+    return {"train": float(trained), "inference": float(evaluations * n_valid + top_k * (n_valid + n_test))}
+
+
+def gpu_hours(plan_architectures: Sequence[str], runs_per_arch: Mapping[str, int], throughput: Mapping[str, float],
+              work: Mapping[str, float], inference_speedup: float = 3.0) -> float:
+    """Hours = sum over runs of train images / training throughput + inference images / (speedup x throughput)."""
+    seconds = 0.0
+    for arch in plan_architectures:
+        rate = throughput[arch]
+        seconds += runs_per_arch[arch] * (work["train"] / rate + work["inference"] / (inference_speedup * rate))
+    return seconds / 3600.0
+
+
+def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int = 3) -> float:
+    """Training images/s of one architecture on this machine's device (a few Adam steps after a warm-up)."""
+    device = pick_device()
+    model = architectures.build_model(arch, 6).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    layout = ChexpertLayout(["ones"] * 6)
+    images = np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size), dtype=np.uint8)
+    zeros = np.zeros((batch_size, 6), dtype=np.float32)
+    data = ImageSet(images, np.arange(batch_size), zeros, zeros + 1)
+    positions = np.arange(batch_size)
+    precision = Precision.for_device(device)  # once per run, as fit() does (a GradScaler keeps state)
+
+    def step() -> None:
+        train_step(model, layout, optimizer, data.batch(positions), device, architectures.normalization(arch),
+                   precision)
+
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def count_images(label_csv: Path, frontal_only: bool) -> int:
+    if not label_csv.is_file():
+        raise InputError("label file not found (is data.root right?)", label_csv)
+    frame = pd.read_csv(label_csv, usecols=["Frontal/Lateral"])
+    return int((frame["Frontal/Lateral"] == "Frontal").sum()) if frontal_only else len(frame)
+
+
+def setting_value(params: Mapping[str, Any], setting: str) -> Any:
+    """The effective value of a PAPER_SETTINGS row in `params`."""
+    if setting == "inits":
+        return init_names(params)
+    if setting == "overrides":
+        paper_keys = {s.split(".", 1)[1] for s, _, _ in PAPER_SETTINGS if s.startswith("train.")}
+        changed = sorted(f"{arch}.{key}" for arch, entry in (params.get("overrides") or {}).items()
+                         for key in (entry or {}) if key in paper_keys)
+        return ", ".join(changed) if changed else "none"
+    if setting == "normalization":
+        return f"{', '.join(DATASET_INITS)}: train mean/std, else ImageNet"
+    node: Any = params
+    for part in setting.split("."):
+        node = node[part]
+    return node
+
+
+def settings_table(params: Mapping[str, Any], knobs: Mapping[str, str] | None = None
+                   ) -> list[tuple[str, Any, Any, str, str]]:
+    """(setting, effective value, paper value, source, status) per paper setting.
+
+    status: "ok", "scale knob: <why>" for a deviation named in `knobs`, else "DIFFERS".
+    """
+    rows = []
+    for setting, paper_value, source in PAPER_SETTINGS:
+        value = setting_value(params, setting)
+        status = "ok" if value == paper_value else (f"scale knob: {knobs[setting]}" if knobs and setting in knobs
+                                                    else "DIFFERS")
+        rows.append((setting, value, paper_value, source, status))
+    return rows
+
+
+def print_table(rows: Sequence[tuple[str, Any, Any, str, str]]) -> None:
+    def short(value: Any) -> str:
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if len(text) <= 30:
+            return text
+        return f"{len(value)} entries" if isinstance(value, list) else text[:27] + "..."
+    print(f"  {'setting':<25} {'value':<30} {'paper':<30} {'source':<18} status")
+    for setting, value, paper_value, source, status in rows:
+        print(f"  {setting:<25} {short(value):<30} {short(paper_value):<30} {source:<18} {status}")
+
+
+def paper_params(config_path: Path, data_root: Path) -> dict[str, Any]:
+    """The complete paper params file with data.root set, every param checked."""
+    params = schema.load_params(config_path)
+    params["data"]["root"] = str(data_root)
+    schema.check(params, list(schema.SECTIONS), config_path)
+    for arch in params["architectures"]:
+        schema.check(params, ["train"], config_path, arch=arch)
+    return params
+
+
+def paper(args: argparse.Namespace) -> None:
+    params_path, config_path = Path(args.params), Path(args.config)
+    params = paper_params(config_path, args.data_root)
+    rows = settings_table(params)
+    print(f"paper configuration from {config_path} (data root {args.data_root}):")
+    print_table(rows)
+    differs = [row[0] for row in rows if row[4] == "DIFFERS"]
+    if differs and not args.allow_deviations:
+        raise InputError(f"{differs} differ from the paper's values (--allow-deviations to run anyway)", config_path)
+    print_plan(params, args.measure)
+    if args.dry_run:
+        return
+    header = f"# Written by `cxrtransfer paper` from {config_path} (data.root from --data-root).\n"
+    with atomic_path(params_path) as tmp:
+        tmp.write_text(header + yaml.safe_dump(params, sort_keys=False))
+    print(f"wrote {params_path} (replaced, nothing merged); `git diff {params_path}` shows the switch")
+    if args.run:
+        sys.exit(subprocess.call(["dvc", "repro"]))
+
+
+def print_plan(params: Mapping[str, Any], measure: bool) -> None:
+    """Stages, models and images per run of the grid; with `measure`, device-hours from measured steps."""
+    data, train = params["data"], params["train"]
+    folder = Path(data["root"]) / data["dataset"]
+    n_train = count_images(folder / "train.csv", bool(data.get("frontal_only")))
+    n_valid = count_images(folder / "valid.csv", bool(data.get("frontal_only")))
+    plan = grid_plan(params)
+    work = images_per_run(n_train, n_valid, int(train["epochs"]), int(train["eval_every_images"]),
+                          int(train["top_k"]), n_test=668)
+    print("plan:")
+    for key, value in plan.items():
+        print(f"  {key:<18} {value}")
+    print(f"  per run: {work['train']:,.0f} training images, {work['inference']:,.0f} inference images")
+    if measure:
+        runs = {a: sum(m.arch == a for m in declared_models(params)) for a in params["architectures"]}
+        throughput = {a: measure_throughput(a, int(data["image_size"]), int(train["batch_size"]))
+                      for a in params["architectures"]}
+        for arch, rate in throughput.items():
+            print(f"  measured {arch:<16} {rate:8.1f} img/s")
+        hours = gpu_hours(params["architectures"], runs, throughput, work)
+        print(f"  estimated device-hours on this machine's device: {hours:,.1f} "
+              f"(truncated models counted at full-model cost)")
+    else:
+        print("  (add --measure to time a few training steps per architecture and estimate device-hours)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, required=True, help="the folder holding CheXpert-v1.0-small (or -v1.0)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--config", default="configs/paper.yaml")
+    p.add_argument("--measure", action="store_true", help="time training steps per architecture for the estimate")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--allow-deviations", action="store_true",
+                   help="switch even when a setting of the config differs from the paper's value")
+    p.add_argument("--run", action="store_true", help="then run dvc repro")
+    p.set_defaults(func=paper)

@@ -1,0 +1,93 @@
+"""Training and evaluation rows straight from the (memory-mapped) image cache, and their way onto the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.chexpert import policy_targets
+from ..data.images import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass
+class ImageSet:
+    """Rows of the image cache with their targets and loss mask."""
+
+    images: np.ndarray          # (N_cache, S, S) uint8, memory-mapped, shared by every split
+    rows: np.ndarray            # indices into `images`
+    targets: np.ndarray         # (len(rows), T) float32
+    mask: np.ndarray            # (len(rows), T) float32
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """uint8 images (B, 1, S, S) and float targets/mask for positions into this set."""
+        x = torch.from_numpy(self.images[self.rows[positions]])
+        return (x.unsqueeze(1), torch.from_numpy(self.targets[positions]), torch.from_numpy(self.mask[positions]))
+
+
+Normalization = tuple[Sequence[float], Sequence[float]]
+IMAGENET_NORMALIZATION: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool,
+                   normalization: Normalization = IMAGENET_NORMALIZATION) -> torch.Tensor:
+    """uint8 grayscale (B,1,S,S) -> normalized float (B,3,S,S) on `device` (the weights' own mean/std)."""
+    if device.type == "cuda" and x.device.type == "cpu":
+        x = x.pin_memory()  # page-locked, so the copy below does not block the host
+    x = x.to(device, non_blocking=True).float().div_(255.0).expand(-1, 3, -1, -1)
+    mean = torch.tensor(normalization[0], device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(normalization[1], device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def to_device(batch: Batch, device: torch.device, normalization: Normalization = IMAGENET_NORMALIZATION) -> Batch:
+    """A batch from ImageSet.batch as model input, targets and mask on `device` (copies do not block)."""
+    x, targets, mask = batch
+    if device.type == "cuda":
+        targets, mask = targets.pin_memory(), mask.pin_memory()
+    return (to_model_input(x, device, device.type == "cuda", normalization),
+            targets.to(device, non_blocking=True), mask.to(device, non_blocking=True))
+
+
+def prefetched(batches: Iterator[Batch], device: torch.device, normalization: Normalization) -> Iterator[Batch]:
+    """The batches on `device`, each one queued before the step on the previous one runs: the host prepares
+    batch n+1 while the GPU computes step n."""
+    upcoming = None
+    for batch in batches:
+        current, upcoming = upcoming, to_device(batch, device, normalization)
+        if current is not None:
+            yield current
+    if upcoming is not None:
+        yield upcoming
+
+
+def chexpert_set(images: np.ndarray, index: pd.DataFrame, selected: pd.Series, tasks: Sequence[str],
+                 policies: Sequence[str], blank_as_negative: bool) -> ImageSet:
+    """Training rows with targets and mask from the uncertainty policies."""
+    rows = np.flatnonzero(np.asarray(selected))
+    targets, mask = policy_targets(index.iloc[rows][list(tasks)].to_numpy(np.float32), policies, blank_as_negative)
+    return ImageSet(images, rows, targets, mask)
+
+
+def eval_set(images: np.ndarray, rows: np.ndarray, n_targets: int) -> ImageSet:
+    """Rows to predict on (targets unused)."""
+    zeros = np.zeros((len(rows), n_targets), dtype=np.float32)
+    return ImageSet(images, np.asarray(rows), zeros, zeros)
+
+
+def holdout_rows(n: int, fraction: float, seed: int) -> np.ndarray:
+    """A seeded boolean mask holding out `fraction` of n rows (at least one) for validation."""
+    count = max(1, int(round(n * fraction)))
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng([seed, n]).permutation(n)[:count]] = True
+    return mask
