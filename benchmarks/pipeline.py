@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from cxrtransfer.pipeline.grid import declared_models
+
 from .common import row, skipped
 from .tiny_pipeline import make_repo, ran, sh
 
@@ -32,11 +34,7 @@ def skipped_rows(reason: str) -> list[dict[str, Any]]:
 
 def expected_reruns(params: dict[str, Any], arch: str) -> set[str]:
     """The stages a seed change of `arch` must rerun: its train_<kind>@ (and truncate@) stages, then the study stages."""
-    stages = {f"train_{kind}@{arch}-{init}" for kind, names in params["inits"].items() for init in names}
-    truncation = params.get("truncation") or {}
-    if arch in truncation.get("architectures", []):
-        stages |= {f"truncate@{arch}-{k}" for k in truncation.get("blocks", [])}
-    return stages | set(STUDY_STAGES)
+    return {model.stage for model in declared_models(params, selected=arch)} | set(STUDY_STAGES)
 
 
 def pick_architecture(params: dict[str, Any]) -> str:

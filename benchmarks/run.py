@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cxrtransfer.data import chexpert
-from cxrtransfer.pipeline.config import load_params
 from cxrtransfer.fileio import write_json
+from cxrtransfer.pipeline.config import load_params
 
 from . import bootstrap, pipeline, preprocessing, training_loop
 from .common import row, skipped

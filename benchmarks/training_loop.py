@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxrtransfer.training import dataset, devices, layouts, loop
 from cxrtransfer.data import chexpert
 from cxrtransfer.models import architectures as models
+from cxrtransfer.training import dataset, devices, layouts, loop
 
 from .common import row
 

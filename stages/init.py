@@ -3,7 +3,7 @@
 Each kind reads only its own params and data (dvc.yaml declares exactly these):
 - random (init.seed): the seeded default initialization of timm
 - weights (init.weights_dir, init.files): "imagenet", timm's pinned ImageNet weights resolved
-  offline-first (see cxrtransfer.weights), or a name under init.files: that backbone checkpoint
+  offline-first (see cxrtransfer.models.weights), or a name under init.files: that backbone checkpoint
   inside init.weights_dir (safetensors, or .pth/.pt loaded with weights_only=True)
 - indomain (pretrain, the source cache): in-domain pretraining (RadImageNet-style) with the training
   loop of the train stage, then the body of the best checkpoint

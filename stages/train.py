@@ -22,6 +22,7 @@ from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_json
 from cxrtransfer.models import architectures, normalization, tensorfiles, weights
 from cxrtransfer.pipeline import config as schema
+from cxrtransfer.pipeline.grid import DeclaredModel
 from cxrtransfer.training import dataset, devices, distributed, layouts, loop, outputs, validation
 
 
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
         return scorer(probabilities[:, plan["evaluated"]])
 
-    name = f"{args.arch}-{args.init}" + (f"-k{args.truncate}" if args.truncate else "")
+    name = DeclaredModel(args.arch, args.init, args.truncate).name
     fingerprint = loop.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
     # Rank 0 alone writes curves, checkpoints and outputs; a resumed fit() replays its saved curves.
     live = outputs.open_live(args.live) if distributed.is_main_process() else None

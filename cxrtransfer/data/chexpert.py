@@ -70,6 +70,36 @@ def read_csv_cells(path: str | Path, what: str = "label file") -> pd.DataFrame:
         raise InputError(f"not a readable CSV: {err}", path) from None
 
 
+def _label_values(raw: pd.DataFrame, path: Path) -> np.ndarray:
+    """The observation columns as float32 (blank: NaN); the first cell that is not 1, 0, -1 or blank is an error."""
+    labels = np.empty((len(raw), len(OBSERVATIONS)), dtype=np.float32)
+    for j, name in enumerate(OBSERVATIONS):
+        cells = raw[name].str.strip()
+        values = pd.to_numeric(cells.where(cells != ""), errors="coerce")
+        invalid = (cells != "") & ~values.isin(_ALLOWED_LABELS)
+        if invalid.any():
+            i = int(np.flatnonzero(invalid.to_numpy())[0])
+            raise InputError(f"label {raw[name].iloc[i]!r} is not one of 1.0, 0.0, -1.0 or blank",
+                             path, row=_csv_row(i), column=name)
+        labels[:, j] = values.to_numpy(dtype=np.float32)
+    return labels
+
+
+def _check_views(raw: pd.DataFrame, path_orientation: pd.Series, path: Path) -> None:
+    """Frontal/Lateral is Frontal or Lateral and agrees with the view in the file name."""
+    orientation = raw["Frontal/Lateral"].str.strip().str.lower()
+    bad_view = ~orientation.isin(["frontal", "lateral"])
+    if bad_view.any():
+        i = int(np.flatnonzero(bad_view.to_numpy())[0])
+        raise InputError(f"view {raw['Frontal/Lateral'].iloc[i]!r} is not Frontal or Lateral",
+                         path, row=_csv_row(i), column="Frontal/Lateral")
+    mismatch = orientation != path_orientation
+    if mismatch.any():
+        i = int(np.flatnonzero(mismatch.to_numpy())[0])
+        raise InputError(f"view {raw['Frontal/Lateral'].iloc[i]!r} disagrees with the file name {raw['Path'].iloc[i]!r}",
+                         path, row=_csv_row(i), column="Frontal/Lateral")
+
+
 def read_labels(path: str | Path) -> pd.DataFrame:
     """Read and validate a CheXpert train.csv / valid.csv into the index table plus raw label columns.
 
@@ -94,28 +124,8 @@ def read_labels(path: str | Path) -> pd.DataFrame:
             f"cannot parse path {raw['Path'].iloc[i]!r} (expected <dataset>/<train|valid|test>/patientNNNNN/studyN/viewN_<frontal|lateral>.jpg)",
             path, row=_csv_row(i), column="Path")
 
-    labels = np.empty((len(raw), len(OBSERVATIONS)), dtype=np.float32)
-    for j, name in enumerate(OBSERVATIONS):
-        cells = raw[name].str.strip()
-        values = pd.to_numeric(cells.where(cells != ""), errors="coerce")
-        invalid = (cells != "") & ~values.isin(_ALLOWED_LABELS)
-        if invalid.any():
-            i = int(np.flatnonzero(invalid.to_numpy())[0])
-            raise InputError(f"label {raw[name].iloc[i]!r} is not one of 1.0, 0.0, -1.0 or blank",
-                             path, row=_csv_row(i), column=name)
-        labels[:, j] = values.to_numpy(dtype=np.float32)
-
-    orientation = raw["Frontal/Lateral"].str.strip().str.lower()
-    bad_view = ~orientation.isin(["frontal", "lateral"])
-    if bad_view.any():
-        i = int(np.flatnonzero(bad_view.to_numpy())[0])
-        raise InputError(f"view {raw['Frontal/Lateral'].iloc[i]!r} is not Frontal or Lateral",
-                         path, row=_csv_row(i), column="Frontal/Lateral")
-    mismatch = orientation != parts["orientation"]
-    if mismatch.any():
-        i = int(np.flatnonzero(mismatch.to_numpy())[0])
-        raise InputError(f"view {raw['Frontal/Lateral'].iloc[i]!r} disagrees with the file name {raw['Path'].iloc[i]!r}",
-                         path, row=_csv_row(i), column="Frontal/Lateral")
+    labels = _label_values(raw, path)
+    _check_views(raw, parts["orientation"], path)
 
     age = pd.to_numeric(raw["Age"].str.strip().replace("", np.nan), errors="coerce")
     bad_age = age.isna() & (raw["Age"].str.strip() != "")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import chexpert
 from ..errors import InputError
+from . import chexpert
 
 PACKAGE = "torchxrayvision"
 CHEXPERT_TRAIN_FILE = "chexpert_train.csv.gz"

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..data.real_labels import read_real_chexpert, real_chexpert_labels_path
 from ..data.chexpert import HEADER, OBSERVATIONS
+from ..data.real_labels import read_real_chexpert, real_chexpert_labels_path
 from ..errors import InputError
 from .xray import render_image
 from .xray_findings import sample_anatomy, sample_findings

@@ -19,8 +19,7 @@ from PIL import Image
 from ..errors import InputError
 from . import portable
 from .drawing import pixel_grid, ramp, smooth_noise
-from .source_anatomy import (ANATOMIES, DEFAULT_CLASSES, LESION_SITES, REFLECTORS, TISSUES, Layer, lesion,
-                             supported)
+from .source_anatomy import ANATOMIES, DEFAULT_CLASSES, LESION_SITES, REFLECTORS, TISSUES, Layer, lesion, supported
 
 _TEXTURED = ("organ", "mass", "nodule", "soft")
 _ANECHOIC = ("fluid", "vessel", "csf")

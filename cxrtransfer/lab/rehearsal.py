@@ -36,6 +36,7 @@ from ..models.tensorfiles import save_safetensors
 from ..models.weights import imagenet_weights_filename
 from ..pipeline.config import load_params
 from ..pipeline.grid import declared_models
+from ..stats.paper import paper_value
 from .paper import print_table, settings_table
 
 PAPER_CONFIG = Path("configs") / "paper.yaml"   # in the checkout
@@ -219,7 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patients", type=int, nargs=3, metavar=("TRAIN", "VALID", "TEST"))
     parser.add_argument("--architectures", nargs="+", help="the training grid (paper: 16)")
     parser.add_argument("--truncation", nargs="+", help="truncation.architectures (paper: 4)")
-    parser.add_argument("--eval-every-images", type=int, help="train.eval_every_images (paper 8192)")
+    parser.add_argument("--eval-every-images", type=int, help=f"train.eval_every_images (paper {paper_value('train.eval_every_images')})")
     parser.add_argument("--checkout", type=Path, default=Path("."),
                         help="the project checkout whose pipeline is rehearsed (default: here)")
     parser.set_defaults(func=run_rehearsal)

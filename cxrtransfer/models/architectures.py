@@ -1,7 +1,7 @@
 """The architecture table, model building, truncation and the body/head split.
 
 Every model is a timm model built with ``pretrained=False`` (weights come from
-:mod:`cxrtransfer.weights`), so parameter names are timm's own and ImageNet
+:mod:`cxrtransfer.models.weights`), so parameter names are timm's own and ImageNet
 checkpoints load by name.  The *head* is the final fully connected layer only
 (``pretrained_cfg["classifier"]``: ``fc``, ``classifier`` or ``last_linear``);
 everything else is the *body*.

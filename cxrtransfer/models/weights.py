@@ -20,9 +20,8 @@ from huggingface_hub import try_to_load_from_cache
 from torch import nn
 
 from ..errors import InputError
+from .architectures import architecture, body_state_dict, build_model, head_prefixes, is_under, model_head_name
 from .tensorfiles import load_safetensors, save_safetensors
-from .architectures import (architecture, body_state_dict, build_model, head_prefixes, is_under,
-                     model_head_name)
 
 ALLOW_DOWNLOAD_ENV = "CXR_ALLOW_DOWNLOAD"
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pth.tar")

@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 
 from .markdown import inits_in_order
 
-
 PNG_METADATA = {"Software": None}  # keep figures byte-stable across matplotlib builds
 
 

@@ -8,7 +8,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-
 CORRELATION_TITLES = {
     "imagenet_top1_vs_auc": "ImageNet top-1 (weights used) vs mean AUC",
     "imagenet_top1_2020_vs_auc": "ImageNet top-1 (2020 docs) vs mean AUC",

@@ -29,8 +29,6 @@ from ..errors import InputError
 from .auc import auroc_matrix
 
 
-
-
 def bootstrap_multiplicities(n_samples: int, replicates: int, seed: int,
                              clusters: Sequence[Any] | None = None) -> np.ndarray:
     """(replicates, n_samples) counts: how often each sample is drawn in each resample with replacement.

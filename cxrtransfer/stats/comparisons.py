@@ -13,8 +13,15 @@ import numpy as np
 import pandas as pd
 
 from .bootstrap import Bootstrap, contrast, paired_difference
-from .paper import (PAPER_BEST_VS_WORST, PAPER_BOOSTS, PAPER_MEAN_BOOST, PAPER_TRUNCATION_GAIN,
-                    PAPER_TRUNCATION_STATEMENT, PAPER_WITHIN_FAMILY, paper_key)
+from .paper import (
+    PAPER_BEST_VS_WORST,
+    PAPER_BOOSTS,
+    PAPER_MEAN_BOOST,
+    PAPER_TRUNCATION_GAIN,
+    PAPER_TRUNCATION_STATEMENT,
+    PAPER_WITHIN_FAMILY,
+    paper_key,
+)
 from .significance import add_holm, delong_test
 
 

@@ -11,10 +11,8 @@ from typing import Any
 
 from ..data.chexpert import PAPER_TASKS
 
-
-# CheXtransfer's own figures (Ke et al., "CheXtransfer: Performance and Parameter Efficiency of ImageNet
-# Models for Chest X-Ray Interpretation", CHIL 2021), put beside ours. "without" is the baseline init
-# (no pretraining), "with" ImageNet pretraining (beside every other init: paper_key).
+# The paper's figures, put beside ours. "without" is the baseline init (no pretraining), "with" ImageNet
+# pretraining (beside every other init: paper_key).
 PAPER_SOURCE = "Ke et al., CheXtransfer, CHIL 2021"
 PAPER_SPEARMAN: dict[str, dict[str, float]] = {
     "imagenet_top1_vs_auc": {"without_pretraining": 0.082, "with_pretraining": 0.059},

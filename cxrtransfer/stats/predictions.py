@@ -16,7 +16,6 @@ import pandas as pd
 from ..data.chexpert import evaluation_targets, study_level
 from ..errors import InputError
 
-
 MODEL_FILE = "model.json"
 PREDICTIONS_FILE = "test_predictions.csv"
 MODEL_KEYS: tuple[str, ...] = ("arch", "init", "family", "truncate", "params")

@@ -39,7 +39,6 @@ class Distributed:
 
     def barrier(self) -> None:
         if self.world > 1:
-            import torch.distributed as dist
             dist.barrier()
 
 

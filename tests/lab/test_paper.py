@@ -1,0 +1,124 @@
+"""The paper-configuration switch and its plan (the parallel workers are tested in test_pipeline.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cxrtransfer.errors import InputError
+from cxrtransfer.lab import cli, paper
+from cxrtransfer.pipeline import grid
+from cxrtransfer.stats.paper import PAPER_SETTINGS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# The paper's values, written here from ../shared/reference.md (CheXtransfer's own protocol; Adam's betas
+# and no weight decay from the CheXpert reference code), not taken from cxrtransfer.stats.paper.
+SIX_TASKS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion", "No Finding"]
+PAPER = {
+    "architectures": ["densenet121", "densenet169", "densenet201", "resnet18", "resnet34", "resnet50", "resnet101",
+                      "inception_v3", "inception_v4", "mnasnet", "efficientnet_b0", "efficientnet_b1",
+                      "efficientnet_b2", "efficientnet_b3", "mobilenet_v2", "mobilenet_v3"],
+    "inits": ["random", "imagenet"],
+    "data.image_size": 320,
+    "data.tasks": SIX_TASKS,
+    "train.lr": 1e-4,
+    "train.betas": [0.9, 0.999],
+    "train.weight_decay": 0.0,
+    "train.batch_size": 16,
+    "train.epochs": 3,
+    "train.max_images": 0,          # no cap: every training image, every epoch
+    "train.eval_every_images": 8192,
+    "train.top_k": 10,
+    "train.selection_tasks": SIX_TASKS,
+    "truncation.architectures": ["densenet121", "mnasnet", "resnet18", "efficientnet_b0"],
+    "truncation.blocks": [1, 2, 3, 4],
+    "truncation.init": "imagenet",
+    "bootstrap.replicates": 1000,
+    "bootstrap.confidence": 0.95,
+}
+
+
+def value_at(params: dict, dotted: str):
+    for part in dotted.split("."):
+        params = params[part]
+    if dotted == "inits" and isinstance(params, dict):  # kind -> names: the names
+        return [name for names in params.values() for name in names]
+    return params
+
+
+def key_paths(node, prefix="") -> set[str]:
+    if not isinstance(node, dict):
+        return set()
+    return {p for k, v in node.items() for p in {f"{prefix}{k}"} | key_paths(v, f"{prefix}{k}.")}
+
+
+def test_paper_config_is_a_complete_params_file():
+    """Every key of the demo's params.yaml is stated in configs/paper.yaml: nothing is inherited."""
+    demo = yaml.safe_load((REPO / "params.yaml").read_text())
+    paper = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    missing = sorted(key_paths(demo) - key_paths(paper) - {"overrides." + a for a in demo["overrides"]})
+    assert missing == []
+
+
+def test_paper_grid_matches_the_study():
+    params = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    plan = grid.grid_plan(params)
+    assert plan["train_stages"] == 32 and plan["truncate_stages"] == 16 and plan["trained_models"] == 48
+    assert plan["pretraining_runs"] == 0  # the paper's arms are random and imagenet
+    # CheXtransfer truncates DenseNet121, MNASNet, ResNet18 and EfficientNet-B0 by 1-4 blocks, from ImageNet
+    assert params["truncation"] == {"architectures": ["densenet121", "mnasnet", "resnet18", "efficientnet_b0"],
+                                    "blocks": [1, 2, 3, 4], "init": "imagenet"}
+
+
+def test_device_hours_add_up():
+    work = paper.images_per_run(n_train=1000, n_valid=100, epochs=3, eval_every=1000, top_k=2, n_test=50)
+    assert work == {"train": 3000.0, "inference": 4 * 100 + 2 * 150}
+    hours = paper.gpu_hours(["a", "b"], {"a": 2, "b": 1}, {"a": 100.0, "b": 50.0}, work, inference_speedup=2.0)
+    expected = (2 * (3000 / 100 + 700 / 200) + (3000 / 50 + 700 / 100)) / 3600
+    assert hours == pytest.approx(expected)
+
+
+def test_paper_switch_prints_the_plan_and_replaces_params(tmp_path, capsys):
+    root = tmp_path / "chexpert" / "CheXpert-v1.0-small"
+    root.mkdir(parents=True)
+    (root / "train.csv").write_text("Frontal/Lateral\nFrontal\nLateral\nFrontal\n")
+    (root / "valid.csv").write_text("Frontal/Lateral\nFrontal\n")
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
+           "--config", str(REPO / "configs" / "paper.yaml"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert "trained_models     48" in out and "9 training images" in out  # 3 images x 3 epochs
+    table = out[:out.index("plan:")]  # the settings table comes first
+    assert "train.eval_every_images   8192 " in table and "train.top_k               10 " in table
+    assert "DIFFERS" not in table and table.count(" ok\n") == len(PAPER_SETTINGS)
+    assert yaml.safe_load(params.read_text())["data"]["root"] == "data/synthetic"  # dry run: unchanged
+    cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
+           "--config", str(REPO / "configs" / "paper.yaml")])
+    switched = yaml.safe_load(params.read_text())
+    assert grid.init_names(switched) == ["random", "imagenet"] and len(switched["architectures"]) == 16
+    assert switched["data"]["root"] == str(tmp_path / "chexpert")
+    for setting, paper_value in PAPER.items():
+        assert value_at(switched, setting) == paper_value, setting
+    for arch in PAPER["architectures"]:  # no architecture changes a paper setting
+        assert set(switched["overrides"][arch]) <= {"seed"}, arch
+    assert "synthetic" in switched and switched["data"]["kind"] == "chexpert"
+
+
+def test_a_config_that_differs_from_the_paper_is_refused(tmp_path, capsys):
+    root = tmp_path / "chexpert" / "CheXpert-v1.0-small"
+    root.mkdir(parents=True)
+    (root / "train.csv").write_text("Frontal/Lateral\nFrontal\n")
+    (root / "valid.csv").write_text("Frontal/Lateral\nFrontal\n")
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    config["overrides"]["resnet18"]["lr"] = 3e-4
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    params = tmp_path / "params.yaml"
+    with pytest.raises(InputError, match=r"\['overrides'\] differ from the paper"):
+        cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
+               "--config", str(tmp_path / "paper.yaml")])
+    assert "resnet18.lr" in capsys.readouterr().out and not params.exists()
