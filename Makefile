@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # DVC stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lock demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages rehearsal
+.PHONY: install lock demo test bench weights clean-state paper parallel slurm test-slurm slurm-packages rehearsal gpu-check
 
 install: $(STAMP)
 
@@ -71,6 +71,11 @@ REHEARSAL ?= large
 REHEARSAL_DIR ?= $(shell mktemp -d -u /tmp/cxrtransfer-rehearsal.XXXXXX)
 rehearsal: install
 	cxrtransfer rehearsal --preset $(REHEARSAL) --workdir "$(REHEARSAL_DIR)"
+
+# On a lent GPU machine (no install, no DVC; ../shared/gpu-machine.md): its python3 with the checkout on
+# PYTHONPATH measures the training path on the GPU into benchmarks/results/gpu-<device>.json.
+gpu-check:
+	PYTHONPATH=. python3 -m cxrtransfer gpu-check --out benchmarks/results
 
 # The model stages on WORKERS local workers, one GPU each (GPUS=0,1,...), then the study-level stages.
 WORKERS ?= 2

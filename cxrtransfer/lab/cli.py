@@ -5,6 +5,7 @@
     cxrtransfer slurm [--partition gpu] ...                  model stages as SLURM jobs, then the study
     cxrtransfer rehearsal --preset small|large --workdir DIR the paper configuration rehearsed on CPU
     cxrtransfer weights export --all --out weights           timm's pinned ImageNet weights (needs internet)
+    cxrtransfer gpu-check --out benchmarks/results           the training path measured on a GPU (make gpu-check)
 
 `python -m cxrtransfer` and `python -m cxrtransfer.lab` run the same command.
 """
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "slurm": ("slurm", "submit the model stages as SLURM jobs (one per stage), then the study"),
     "rehearsal": ("rehearsal", "rehearse the paper configuration on CPU in a new folder"),
     "weights": ("weights", "export timm's pinned ImageNet weights as safetensors (needs internet)"),
+    "gpu-check": ("gpu_check", "measure the paper's training path on this machine's GPU (--dry-run: on the CPU)"),
 }
 
 

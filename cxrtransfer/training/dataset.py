@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -35,14 +36,22 @@ Normalization = tuple[Sequence[float], Sequence[float]]
 IMAGENET_NORMALIZATION: Normalization = (IMAGENET_MEAN, IMAGENET_STD)
 
 
+@functools.lru_cache(maxsize=32)
+def normalization_tensors(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) as (1, 3, 1, 1) float32 tensors on `device`, made once: a tensor built from host values
+    at every step would be a blocking host-to-device copy on a GPU."""
+    return (torch.tensor(mean, device=device, dtype=torch.float32).view(1, 3, 1, 1),
+            torch.tensor(std, device=device, dtype=torch.float32).view(1, 3, 1, 1))
+
+
 def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool,
                    normalization: Normalization = IMAGENET_NORMALIZATION) -> torch.Tensor:
     """uint8 grayscale (B,1,S,S) -> normalized float (B,3,S,S) on `device` (the weights' own mean/std)."""
     if device.type == "cuda" and x.device.type == "cpu":
         x = x.pin_memory()  # page-locked, so the copy below does not block the host
     x = x.to(device, non_blocking=True).float().div_(255.0).expand(-1, 3, -1, -1)
-    mean = torch.tensor(normalization[0], device=device, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(normalization[1], device=device, dtype=torch.float32).view(1, 3, 1, 1)
+    mean, std = normalization_tensors(tuple(map(float, normalization[0])), tuple(map(float, normalization[1])), device)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 

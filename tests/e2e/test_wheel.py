@@ -132,7 +132,7 @@ def test_installed_command_lists_its_subcommands(installed, tmp_path):
     assert version.stdout.strip() == "cxrtransfer 0.1.0"
     listed = subprocess.run([sys.executable, str(command), "--help"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, check=True).stdout
-    for subcommand in ("paper", "parallel", "slurm", "rehearsal", "weights"):
+    for subcommand in ("paper", "parallel", "slurm", "rehearsal", "weights", "gpu-check"):
         assert f"    {subcommand}" in listed
     module = subprocess.run([sys.executable, "-m", "cxrtransfer", "--help"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, check=True).stdout
