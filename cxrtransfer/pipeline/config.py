@@ -230,8 +230,7 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
     if "train" in sections:
         if arch is not None:
             override = (params.get("overrides") or {}).get(arch) or {}
-            check_section(override, f"overrides.{arch}", {k: replace(v, default=None) for k, v in TRAIN.items()},
-                          source)
+            check_section(override, f"overrides.{arch}", TRAIN, source)
             settings["train"] = {**settings["train"], **override}
         tasks = section(params, "data.tasks", source)
         outside = [t for t in settings["train"]["selection_tasks"] or [] if t not in tasks]
