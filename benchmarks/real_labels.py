@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cxrtransfer.data import chexpert
-from cxrtransfer.data import real_labels as realdata
+from cxrtransfer.data import chexpert, real_labels
 from cxrtransfer.data.splits import SPLITS, make_split
 
 FRACTIONS = {"train": 0.75, "valid": 0.10, "test": 0.15}
@@ -18,7 +17,7 @@ NAME = "real CheXpert labels: parse + split"
 
 def bench_real_labels(repeats: int = 1) -> dict[str, Any]:
     """Time `read_labels` on the packaged .csv.gz and a seeded patient-level fraction split (best of repeats)."""
-    path = realdata.real_chexpert_labels_path()
+    path = real_labels.real_chexpert_labels_path()
     if path is None:
         result: dict[str, Any] = {"name": NAME, "skipped": "torchxrayvision (test extra) not installed"}
         print(f"{NAME:<40} skipped: {result['skipped']}")

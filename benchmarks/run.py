@@ -79,13 +79,13 @@ def real_labels_rows(log=print) -> list[dict[str, Any]]:
     """The real CheXpert train.csv: parse + split time (time target) against a bare pandas read of the file."""
     import pandas as pd
 
-    from cxrtransfer.data import real_labels as realdata
+    from cxrtransfer.data import real_labels
 
     key, target = "real-labels", f"< {REAL_LABELS_TARGET_S:g} s"
     result = bench_real_labels()
     if "skipped" in result:
         return [skipped(key, REAL_LABELS_NAME, target, result["skipped"])]
-    path = realdata.real_chexpert_labels_path()
+    path = real_labels.real_chexpert_labels_path()
     start = time.perf_counter()
     bare = pd.read_csv(path)
     bare_s = time.perf_counter() - start
