@@ -94,4 +94,4 @@ slurm-packages:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null)
 
 test-slurm: install slurm-packages
-	$(BIN)/python -m pytest -q -rs tests/test_slurm.py
+	$(BIN)/python -m pytest -q -rs tests/e2e/test_slurm.py

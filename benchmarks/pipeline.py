@@ -1,6 +1,6 @@
 """Row 4: the incremental DVC pipeline, in a temporary git + DVC copy with the tiny params of the pipeline tests.
 
-Uses benchmarks/tiny_pipeline.py (as tests/test_pipeline.py does): `dvc repro` once, then a no-op `dvc repro` and a
+Uses benchmarks/tiny_pipeline.py (as tests/e2e/test_pipeline.py does): `dvc repro` once, then a no-op `dvc repro` and a
 `dvc status` (each against the DVC CLI's own start-up, `dvc version`, as the plain baseline), then one
 architecture's `overrides.<arch>.seed` changes and `dvc repro` must rerun exactly that architecture's
 model stages and the study-level stages fed by their outputs.

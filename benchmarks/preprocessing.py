@@ -1,6 +1,6 @@
 """Row 2: decoding and resizing radiograph JPEGs with the project's preprocess path against a naive loop.
 
-Project: `cxrtransfer.images.decode_all` (JPEG draft mode, bilinear resize, thread pool). Naive:
+Project: `cxrtransfer.data.images.decode_all` (JPEG draft mode, bilinear resize, thread pool). Naive:
 `Image.open(p).convert("L")`, resize of the shorter side with Pillow's default filter, the same
 centre crop, one image after the other. Images are synthetic radiographs (cxrtransfer.embedded.xray),
 written as JPEG quality 90 into a temporary folder.

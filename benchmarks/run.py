@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure("labels", "real labels", lambda: real_labels_rows(log=log))
     if args.smoke:
         measure("pipeline", "incremental pipeline",
-                lambda: pipeline.skipped_rows("smoke mode (tests/test_pipeline.py covers it)"))
+                lambda: pipeline.skipped_rows("smoke mode (tests/e2e/test_pipeline.py covers it)"))
     else:
         measure("pipeline", "incremental pipeline (a tiny dvc repro in a temporary repository)",
                 lambda: pipeline.pipeline_rows(log=log))

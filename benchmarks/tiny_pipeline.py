@@ -1,6 +1,6 @@
 """The project's DVC pipeline on tiny params, in a temporary git + DVC repository.
 
-Used by the pipeline benchmark row and by tests/test_pipeline.py (benchmarks never import tests).
+Used by the pipeline benchmark row and by tests/e2e/test_pipeline.py (benchmarks never import tests).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rows 1 and 5: the training step of `cxrtransfer.loop.fit` against a bare loop, and batched inference.
+"""Rows 1 and 5: the training step of `cxrtransfer.training.loop.fit` against a bare loop, and batched inference.
 
 The project step is fit()'s own `loop.train_step` on batches from ImageSet.batch (a uint8 cache):
 to_model_input, the model under fit's autocast rule, ChexpertLayout.loss, zero_grad / backward / Adam

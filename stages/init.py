@@ -24,7 +24,6 @@ from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_json
 from cxrtransfer.models import architectures, tensorfiles, weights
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.pipeline.grid import init_kind
 from cxrtransfer.training import dataset, devices, layouts, loop, outputs
 
 
@@ -91,7 +90,7 @@ def file_weights(arch: str, init: str, settings: dict, source: Path) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    kind = init_kind(args.init)
+    kind = schema.init_kind(args.init)
     settings = schema.check(schema.load_params(args.params), ["init", "pretrain"] if kind == "indomain" else ["init"],
                             args.params)
     architectures.architecture(args.arch)  # unknown names fail here, before any work

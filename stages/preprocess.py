@@ -15,11 +15,13 @@ from cxrtransfer.data.sources import read_folder_dataset
 from cxrtransfer.errors import InputError
 from cxrtransfer.pipeline import config as schema
 
+DATASET_SECTIONS = ("data", "pretrain.data")  # CheXpert (data.kind chexpert) and the in-domain source
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--section", default="data",
+    parser.add_argument("--section", default="data", choices=DATASET_SECTIONS,
                         help="params section describing the dataset: kind (chexpert | folder), root, image_size, "
                              "and for chexpert: dataset, test_groundtruth, frontal_only, tasks")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
@@ -49,19 +51,13 @@ def chexpert_index(root: Path, dataset: str, test_groundtruth: str, frontal_only
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = schema.load_params(args.params)
-    if args.section not in schema.SECTIONS:
-        raise InputError(f"--section {args.section!r} is not a dataset section ({', '.join(schema.SECTIONS)})")
     config = schema.check(params, [args.section], args.params)[args.section]
-    size, root, kind = config["image_size"], Path(config["root"]), config["kind"]
-    if size < 16:
-        raise InputError(f"{args.section}.image_size {size} is too small (at least 16 px)", args.params)
-    if kind == "chexpert":
+    size, root = config["image_size"], Path(config["root"])   # the schema: image_size >= 16, kind a known one
+    if config["kind"] == "chexpert":
         tasks = chexpert.validate_tasks(schema.section(params, f"{args.section}.tasks", args.params), str(args.params))
         index = chexpert_index(root, config["dataset"], config["test_groundtruth"], config["frontal_only"], tasks)
-    elif kind == "folder":
-        index = read_folder_dataset(root)
     else:
-        raise InputError(f"{args.section}.kind must be 'chexpert' or 'folder', got {kind!r}", args.params)
+        index = read_folder_dataset(root)
     columns = [TextColumn("preprocess"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("decode", total=len(index))

@@ -1,7 +1,7 @@
 """Real chest X-ray label files that ship with torchxrayvision (the `test` extra), images not included.
 
 torchxrayvision carries the real CheXpert-v1.0-small train.csv as data/chexpert_train.csv.gz (the demo's
-label rows, see cxrtransfer.synthetic). Finding it needs only the package's location, not an import:
+label rows, see cxrtransfer.embedded.synthetic_chexpert). Finding it needs only the package's location, not an import:
 importing torchxrayvision loads torch and its models.
 """
 

@@ -2,7 +2,7 @@
 
 Writes <out>/<modality>/<anatomy>/<label>/<anatomy>NNNNN.png: CT-, MR- and ultrasound-like images of
 non-chest anatomy (see source_anatomy) with lesion labels; each (modality, anatomy, label) is a class
-for cxrtransfer.sources.read_folder_dataset.
+for cxrtransfer.data.sources.read_folder_dataset.
 """
 
 from __future__ import annotations

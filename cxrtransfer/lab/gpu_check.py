@@ -3,7 +3,8 @@
     PYTHONPATH=. python3 -m cxrtransfer gpu-check --out benchmarks/results        on the GPU machine
     cxrtransfer gpu-check --dry-run --out DIR                                     every step on the CPU, toy sizes
 
-It needs torch, timm, numpy and pandas only (no DVC, no dvclive, no install), and data it makes itself:
+It needs torch, timm, numpy, pandas, scipy, Pillow and PyYAML only (no DVC, no dvclive, no install), and
+data it makes itself:
 the embedded synthetic CheXpert rendered at the paper's 320 px. It writes <out>/gpu-<device>.json and
 <out>/gpu-<device>.log. Measured, each in its own section of the JSON:
 - sync_free: `torch.cuda.set_sync_debug_mode("error")` around training steps of ResNet18 with the
@@ -36,7 +37,7 @@ from ..data import chexpert, images
 from ..embedded import synthetic_chexpert
 from ..errors import PipelineError
 from ..models import architectures
-from ..stats.paper import paper_value
+from ..stats.paper_settings import paper_value
 from ..training import dataset, devices, layouts, loop
 
 SCHEMA = 1

@@ -28,7 +28,7 @@ from ..models import architectures
 from ..models.normalization import DATASET_INITS
 from ..pipeline import config as schema
 from ..pipeline.grid import declared_models, grid_plan, init_names
-from ..stats.paper import PAPER_SETTINGS
+from ..stats.paper_settings import PAPER_SETTINGS
 from ..training.dataset import ImageSet
 from ..training.devices import Precision, pick_device
 from ..training.layouts import ChexpertLayout

@@ -20,6 +20,8 @@ from ..errors import PipelineError
 from ..pipeline.config import check, load_params
 from ..pipeline.grid import declared_models, init_stages
 
+PARAMS = Path("params.yaml")  # what dvc.yaml's stages read: the grid comes from the same file
+
 
 def run_workers(stages: Sequence[str], workers: int, gpus: Sequence[str], dvc: Sequence[str],
                 threads: int = 0) -> None:
@@ -55,8 +57,8 @@ def run_workers(stages: Sequence[str], workers: int, gpus: Sequence[str], dvc: S
 def parallel(args: argparse.Namespace) -> None:
     dvc = [args.dvc]
     gpus = [g for g in args.gpus.split(",") if g] if args.gpus else []
-    params = load_params(args.params)
-    check(params, [], args.params)
+    params = load_params(PARAMS)
+    check(params, [], PARAMS)
     subprocess.run([*dvc, "repro", "split", "normalization", "preprocess_source"], check=True)
     # The model stages of the grid: the init stages are independent of each other, and so are the
     # train and truncate stages once every init stage has run.
@@ -72,6 +74,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--gpus", default="", help="comma-separated CUDA device ids, one per worker (round robin)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per worker (default: cores / workers)")
-    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the grid's params file")
     p.add_argument("--dvc", default="dvc")
     p.set_defaults(func=parallel)

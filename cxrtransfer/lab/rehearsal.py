@@ -36,7 +36,7 @@ from ..models.tensorfiles import save_safetensors
 from ..models.weights import imagenet_weights_filename
 from ..pipeline.config import load_params
 from ..pipeline.grid import declared_models
-from ..stats.paper import paper_value
+from ..stats.paper_settings import paper_value
 from .paper import print_table, settings_table
 
 PAPER_CONFIG = Path("configs") / "paper.yaml"   # in the checkout

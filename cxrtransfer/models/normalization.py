@@ -1,7 +1,7 @@
 """Input normalization per initialization: the statistics the starting weights were trained with.
 
 Pretrained inits (imagenet, indomain, named backbone files) keep their weights' own mean/std
-(models.normalization: ImageNet's, 0.5/0.5 for Inception). A random init has seen no images: it is
+(architectures.normalization: ImageNet's, 0.5/0.5 for Inception). A random init has seen no images: it is
 normalized with the dataset's own mean/std, computed on the training split by the `normalization`
 stage (CheXtransfer: "CheXpert mean/std for models without pretraining").
 """

@@ -22,8 +22,7 @@ import yaml
 
 from ..data.chexpert import OBSERVATIONS, POLICIES
 from ..errors import InputError, PipelineError
-from ..stats.paper import paper_value
-from .grid import INIT_KINDS
+from ..stats.paper_settings import paper_value
 
 NO_DEFAULT = object()  # a key without a default value
 
@@ -46,6 +45,7 @@ class Key:
 
 NUMBER = (int, float)
 NAMES = Key(list, items=str)
+INIT_KINDS = ("random", "weights", "indomain")   # dvc.yaml's init_<kind>@ and train_<kind>@ stage groups
 
 # Absent training keys take the paper's values (stats.paper): a short params file trains as the paper did.
 TRAIN: dict[str, Key] = {
@@ -137,6 +137,11 @@ def section(params: dict[str, Any], key: str, path: str | Path = "params.yaml") 
     return node
 
 
+def init_kind(init: str) -> str:
+    """The stage group of an init name (params `inits`): random, indomain, or weights (any other name)."""
+    return init if init in ("random", "indomain") else "weights"
+
+
 def suggestion(key: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(sorted(known))}"
@@ -225,6 +230,10 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
         if kind not in INIT_KINDS:
             raise InputError(f"unknown key 'inits.{kind}'{suggestion(kind, INIT_KINDS)}", source)
         check_value(f"inits.{kind}", names, NAMES, source)
+        for name in names:
+            if init_kind(name) != kind:
+                raise InputError(f"inits.{kind} lists {name!r}, an init of kind {init_kind(name)!r}: list it under "
+                                 f"inits.{init_kind(name)}", source)
     settings = {name: check_section(section(params, name, source), name, SECTIONS[name], source)
                 for name in sections}
     if "train" in sections:

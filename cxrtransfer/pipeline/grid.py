@@ -10,17 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-INIT_KINDS = ("random", "weights", "indomain")
-
-
-def init_kind(init: str) -> str:
-    """The stage group of an init name (params `inits`): random, indomain, or weights (any other name)."""
-    return init if init in ("random", "indomain") else "weights"
+from .config import init_kind, section
 
 
 def init_names(params: Mapping[str, Any]) -> list[str]:
     """Every initialization of the grid: params `inits` maps each kind to its list of names."""
-    return [name for names in params["inits"].values() for name in names]
+    return [name for names in section(dict(params), "inits").values() for name in names]
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class DeclaredModel:
 def declared_models(params: Mapping[str, Any], selected: str = "all") -> list[DeclaredModel]:
     """Every model the params declare (trained grid, then truncations; each group sorted by name),
     only those of architecture `selected` unless it is "all"."""
-    trained = [DeclaredModel(arch, init) for arch in params["architectures"] for init in init_names(params)]
+    trained = [DeclaredModel(arch, init) for arch in section(dict(params), "architectures") for init in init_names(params)]
     truncation = params.get("truncation") or {}
     truncated = [DeclaredModel(arch, truncation.get("init", ""), k) for arch in truncation.get("architectures", [])
                  for k in truncation.get("blocks", [])]
@@ -75,7 +70,8 @@ def declared_models(params: Mapping[str, Any], selected: str = "all") -> list[De
 
 def init_stages(params: Mapping[str, Any]) -> list[str]:
     """The init_<kind>@ stages of the grid (each independent of the others)."""
-    return [DeclaredModel(arch, init).init_stage for arch in params["architectures"] for init in init_names(params)]
+    return [DeclaredModel(arch, init).init_stage for arch in section(dict(params), "architectures")
+            for init in init_names(params)]
 
 
 def grid_plan(params: Mapping[str, Any]) -> dict[str, int]:

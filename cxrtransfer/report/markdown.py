@@ -241,7 +241,7 @@ def summary_markdown(bootstrap: Mapping[str, Any], correlations: Mapping[str, An
         "## Per-task boosts: bootstrap against DeLong", delong_table(bootstrap),
         "## Correlations (Spearman)",
         "ImageNet top-1 of the weights used and of the values the paper could have used (torchvision's 2020 "
-        "documentation, other sources where torchvision had no such model; `cxrtransfer/architectures.csv`).",
+        "documentation, other sources where torchvision had no such model; `cxrtransfer/models/architectures.csv`).",
         correlation_table(correlations),
         "## Family versus size", family_table(bootstrap),
     ]

@@ -1,15 +1,11 @@
-"""CheXtransfer's own settings and figures, each written once, with its source.
+"""CheXtransfer's own figures, each written once, to stand beside ours in the bootstrap and correlation metrics.
 
 Ke et al., "CheXtransfer: Performance and Parameter Efficiency of ImageNet Models for Chest X-Ray
-Interpretation", CHIL 2021 (see ../shared/reference.md). The settings table is what `cxrtransfer paper`
-prints and checks; the figures stand beside ours in the bootstrap and correlation metrics.
+Interpretation", CHIL 2021 (see ../shared/reference.md). The paper's settings are in paper_settings.py:
+every stage reads those (params defaults), none but the study stages reads these.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from ..data.chexpert import PAPER_TASKS
 
 # The paper's figures, put beside ours. "without" is the baseline init (no pretraining), "with" ImageNet
 # pretraining (beside every other init: paper_key).
@@ -43,39 +39,3 @@ def paper_key(init: str, baseline_init: str) -> str:
     """Which of the paper's columns an init stands beside: the baseline is 'without pretraining', every
     other init 'with pretraining' (the paper's is ImageNet; the report names the init)."""
     return "without_pretraining" if init == baseline_init else "with_pretraining"
-
-
-CHEXTRANSFER = "CheXtransfer"
-REFERENCE_CODE = "CheXpert ref. code"
-# (setting, the paper's value, source): see ../shared/reference.md. Settings are dotted params keys.
-PAPER_SETTINGS: tuple[tuple[str, Any, str], ...] = (
-    ("architectures", ["densenet121", "densenet169", "densenet201", "resnet18", "resnet34", "resnet50",
-                       "resnet101", "inception_v3", "inception_v4", "mnasnet", "efficientnet_b0",
-                       "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "mobilenet_v2", "mobilenet_v3"],
-     CHEXTRANSFER),
-    ("inits", ["random", "imagenet"], CHEXTRANSFER),
-    ("data.image_size", 320, CHEXTRANSFER),
-    ("data.tasks", list(PAPER_TASKS), CHEXTRANSFER),
-    ("split.method", "official", CHEXTRANSFER),
-    ("train.epochs", 3, CHEXTRANSFER),
-    ("train.max_images", 0, CHEXTRANSFER),   # 0: every training image, no cap
-    ("train.batch_size", 16, CHEXTRANSFER),
-    ("train.lr", 1e-4, CHEXTRANSFER),
-    ("train.betas", [0.9, 0.999], REFERENCE_CODE),
-    ("train.weight_decay", 0.0, REFERENCE_CODE),
-    ("train.eval_every_images", 8192, CHEXTRANSFER),
-    ("train.top_k", 10, CHEXTRANSFER),
-    ("train.selection_tasks", list(PAPER_TASKS), CHEXTRANSFER),
-    ("overrides", "none", CHEXTRANSFER),   # no per-architecture change of a train.* setting above
-    ("normalization", "random: train mean/std, else ImageNet", CHEXTRANSFER),
-    ("truncation.architectures", ["densenet121", "mnasnet", "resnet18", "efficientnet_b0"], CHEXTRANSFER),
-    ("truncation.blocks", [1, 2, 3, 4], CHEXTRANSFER),
-    ("truncation.init", "imagenet", CHEXTRANSFER),
-    ("bootstrap.replicates", 1000, CHEXTRANSFER),
-    ("bootstrap.confidence", 0.95, CHEXTRANSFER),
-)
-
-
-def paper_value(setting: str) -> Any:
-    """The paper's value of a setting of PAPER_SETTINGS (a dotted params key)."""
-    return next(value for name, value, _ in PAPER_SETTINGS if name == setting)

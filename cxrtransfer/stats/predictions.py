@@ -15,9 +15,9 @@ import pandas as pd
 
 from ..data.chexpert import evaluation_targets, study_level
 from ..errors import InputError
+from ..layout import MODEL_FILE, predictions_file
 
-MODEL_FILE = "model.json"
-PREDICTIONS_FILE = "test_predictions.csv"
+PREDICTIONS_FILE = predictions_file("test")
 MODEL_KEYS: tuple[str, ...] = ("arch", "init", "family", "truncate", "params")
 MODEL_COLUMNS: tuple[str, ...] = ("model",) + MODEL_KEYS + ("checkpoints",)
 

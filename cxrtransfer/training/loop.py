@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
-from ..stats.paper import paper_value
+from ..stats.paper_settings import paper_value
 from . import checkpoints
 from .dataset import IMAGENET_NORMALIZATION, Batch, ImageSet, Normalization, prefetched, to_device, to_model_input
 from .devices import Precision, pick_device

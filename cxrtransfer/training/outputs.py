@@ -14,13 +14,11 @@ import torch
 from dvclive import Live
 
 from ..fileio import atomic_dir, write_json
+from ..layout import CHECKPOINTS_FOLDER, MODEL_FILE, predictions_file
 from ..models.tensorfiles import load_safetensors
-from ..stats.predictions import MODEL_FILE
 from .dataset import ImageSet, Normalization
 from .layouts import OutputLayout
 from .loop import FitResult, iter_checkpoints, predict
-
-CHECKPOINTS_FOLDER = "checkpoints"
 
 
 def open_live(folder: Path) -> Any:
@@ -70,7 +68,7 @@ def write_model_folder(folder: Path, result: FitResult, predictions: Mapping[str
         for _, _, path in iter_checkpoints(result):
             shutil.copy2(path, tmp / CHECKPOINTS_FOLDER / path.name)
         for name, frame in predictions.items():
-            frame.to_csv(tmp / f"{name}_predictions.csv", index=False, float_format="%.6g")
+            frame.to_csv(tmp / predictions_file(name), index=False, float_format="%.6g")
         write_json(tmp / MODEL_FILE, description)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,11 +102,18 @@ def test_the_wheel_carries_every_subpackage_and_data_file(wheel):
     assert "cxrtransfer/models/architectures.csv" in names
 
 
+def source_version() -> str:
+    """cxrtransfer.__version__ as the checkout writes it (read, not imported)."""
+    return re.search(r'__version__ = "([^"]+)"', (REPO / "cxrtransfer" / "__init__.py").read_text()).group(1)
+
+
 def test_the_wheel_states_ranges_and_the_console_script(wheel):
     with zipfile.ZipFile(wheel) as archive:
         info = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = archive.read(info).decode()
         entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
+    assert f"Version: {source_version()}" in metadata.splitlines() and wheel.name.startswith(
+        f"cxrtransfer-{source_version()}-")
     assert "Requires-Python: <3.14,>=3.11" in metadata or "Requires-Python: >=3.11,<3.14" in metadata
     requirements = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]
     torch = next(r for r in requirements if r.startswith("torch") and not r.startswith("torchvision"))
@@ -129,7 +137,7 @@ def test_installed_command_lists_its_subcommands(installed, tmp_path):
     env = outside_env(installed)
     version = subprocess.run([sys.executable, str(command), "--version"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, check=True)
-    assert version.stdout.strip() == "cxrtransfer 0.1.0"
+    assert version.stdout.strip() == f"cxrtransfer {source_version()}"
     listed = subprocess.run([sys.executable, str(command), "--help"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, check=True).stdout
     for subcommand in ("paper", "parallel", "slurm", "rehearsal", "weights", "gpu-check"):

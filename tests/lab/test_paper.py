@@ -10,7 +10,7 @@ import yaml
 from cxrtransfer.errors import InputError
 from cxrtransfer.lab import cli, paper
 from cxrtransfer.pipeline import grid
-from cxrtransfer.stats.paper import PAPER_SETTINGS
+from cxrtransfer.stats.paper_settings import PAPER_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 

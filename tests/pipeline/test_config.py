@@ -107,6 +107,9 @@ def test_bad_train_params_stop_the_stage_with_one_line(tmp_path, capsys, params,
      with_change("bootstrap.compare", [["a", "b", "c"]]), "bootstrap.compare[0] must have 2 entries"),
     (bootstrap_stage, ["--ensemble", "e", "--out", "b.json", "--plot", "p.csv"],
      renamed("data.tasks", "task"), "unknown key 'data.task'"),
+    (init_stage, ["--arch", "resnet18", "--init", "random", "--out", "w.safetensors", "--metrics", "m.json",
+                  "--state", "st"], with_change("inits", {"random": [], "weights": ["random"], "indomain": []}),
+     "inits.weights lists 'random', an init of kind 'random': list it under inits.random"),
 ])
 def test_other_stages_check_their_params_first(tmp_path, capsys, monkeypatch, stage, argv, params, message):
     monkeypatch.chdir(tmp_path)

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from benchmarks.common import deep_merge
+from cxrtransfer.errors import InputError
 from cxrtransfer.pipeline import grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +37,11 @@ def test_the_grid_names_exactly_the_stages_dvc_expands():
     assert model_stages == sorted(grid.init_stages(params) + [m.stage for m in grid.declared_models(params)])
     assert len(grid.init_stages(params)) == plan["init_stages"]
     assert len([s for s in listed if s.startswith("init_indomain@")]) == plan["pretraining_runs"]
+
+
+def test_a_grid_without_inits_is_one_clear_error():
+    with pytest.raises(InputError, match="missing key 'inits'"):
+        grid.declared_models({"architectures": ["a"]})
 
 
 def test_deep_merge_replaces_lists_and_merges_mappings():

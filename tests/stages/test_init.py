@@ -1,4 +1,4 @@
-"""stages/init.py reads only the inputs its kind declares in dvc.yaml (see tests/test_dvc_deps.py)."""
+"""stages/init.py reads only the inputs its kind declares in dvc.yaml (see tests/pipeline/test_dvc_deps.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import yaml
 
 from cxrtransfer.errors import InputError
 from cxrtransfer.models import tensorfiles
+from cxrtransfer.pipeline import config as schema
 from stages import init as init_stage
 
 
@@ -21,7 +22,7 @@ def run(tmp_path, params: dict, init: str) -> dict[str, torch.Tensor]:
 
 
 def test_kinds_of_init():
-    assert [init_stage.init_kind(n) for n in ("random", "indomain", "imagenet", "moco")] == [
+    assert [schema.init_kind(n) for n in ("random", "indomain", "imagenet", "moco")] == [
         "random", "indomain", "weights", "weights"]
 
 
