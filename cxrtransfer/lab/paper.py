@@ -13,26 +13,23 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 from ..errors import InputError
 from ..fileio import atomic_path
-from ..models import architectures
 from ..models.normalization import DATASET_INITS
 from ..pipeline import config as schema
 from ..pipeline.grid import declared_models, grid_plan, init_names
 from ..stats.paper_settings import PAPER_SETTINGS
 from ..training.dataset import ImageSet
-from ..training.devices import Precision, pick_device
-from ..training.layouts import ChexpertLayout
-from ..training.loop import train_step
+from ..training.devices import pick_device
+from .gpu_check import Sizes, timed_steps
 
 
 def images_per_run(n_train: int, n_valid: int, epochs: int, eval_every: int, top_k: int, n_test: int) -> dict[str, float]:
@@ -53,32 +50,13 @@ def gpu_hours(plan_architectures: Sequence[str], runs_per_arch: Mapping[str, int
 
 
 def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int = 3) -> float:
-    """Training images/s of one architecture on this machine's device (a few Adam steps after a warm-up)."""
-    device = pick_device()
-    model = architectures.build_model(arch, 6).to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    layout = ChexpertLayout(["ones"] * 6)
+    """Training images/s of one architecture on this machine's device: gpu-check's timed steps (the loop's
+    own step with prefetch, after a warm-up step) on one batch of random images."""
     images = np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size), dtype=np.uint8)
     zeros = np.zeros((batch_size, 6), dtype=np.float32)
     data = ImageSet(images, np.arange(batch_size), zeros, zeros + 1)
-    positions = np.arange(batch_size)
-    precision = Precision.for_device(device)  # once per run, as fit() does (a GradScaler keeps state)
-
-    def step() -> None:
-        train_step(model, layout, optimizer, data.batch(positions), device, architectures.normalization(arch),
-                   precision)
-
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - start)
+    sizes = Sizes(image_size, batch_size, steps=steps, warmup=1, patients=0, architectures=(arch,))
+    return timed_steps(arch, data, ["ones"] * 6, pick_device(), sizes)[0]
 
 
 def count_images(label_csv: Path, frontal_only: bool) -> int:
@@ -175,7 +153,8 @@ def print_plan(params: Mapping[str, Any], measure: bool) -> None:
         print(f"  {key:<18} {value}")
     print(f"  per run: {work['train']:,.0f} training images, {work['inference']:,.0f} inference images")
     if measure:
-        runs = {a: sum(m.arch == a for m in declared_models(params)) for a in params["architectures"]}
+        per_arch = Counter(model.arch for model in declared_models(params))
+        runs = {a: per_arch[a] for a in params["architectures"]}
         throughput = {a: measure_throughput(a, int(data["image_size"]), int(train["batch_size"]))
                       for a in params["architectures"]}
         for arch, rate in throughput.items():
