@@ -189,6 +189,7 @@ def test_stages_end_to_end(tmp_path):
         direct_means["r34-random"] - direct_means["r18-random"], abs=1e-5)
     task_boost = result["boosts"]["r18"]["imagenet"]["tasks"]["Edema"]
     assert 0 < task_boost["p_delong"] <= 1 and 0 < task_boost["p_holm"] <= 1
+    assert task_boost["p_delong"] <= task_boost["p_delong_holm"] <= 1
     plot = pd.read_csv(out["plot"])
     assert set(plot["model"]) == set(ensemble["models"])
 
