@@ -17,12 +17,14 @@ from typing import Sequence
 
 import pandas as pd
 
+from cxrtransfer.data import external
 from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 from cxrtransfer.pipeline import config as schema
 from cxrtransfer.pipeline.grid import declared_models
 from cxrtransfer.stats import predictions as inputs
+from cxrtransfer.stats import readers as extras
 from cxrtransfer.stats.auc import auroc_matrix
 
 
@@ -41,7 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = schema.load_params(args.params)
-    settings = schema.check(params, ["data"], args.params)
+    settings = schema.check(params, ["data", "external", "readers"], args.params)
     tasks = validate_tasks(settings["data"]["tasks"], str(args.params))
     selected = str(schema.section(params, "model", args.params))
 
@@ -59,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = inputs.study_labels(args.index, test, tasks)
     targets, weights = inputs.label_arrays(labels, tasks)
     inputs.check_both_classes(targets, weights, tasks, args.index)
+    outside = settings["external"]  # models and readers from outside the pipeline, checked before any output
+    external_models, external_predictions = external.read_external_models(
+        outside["dir"], outside["models"], tasks, outside["tasks"] or tasks, list(labels["study"]))
+    reads = external.read_readers(settings["readers"]["dir"], settings["readers"]["files"], tasks, list(labels["study"]))
 
     rows, frames = [], []
     for model, folder in zip(declared, folders):
@@ -85,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         predictions.to_csv(tmp / "test_predictions.csv", index=False)
         labels.to_csv(tmp / "test_labels.csv", index=False)
         models.to_csv(tmp / "models.csv", index=False)
+        external_models.to_csv(tmp / extras.EXTERNAL_MODELS_FILE, index=False)
+        external_predictions.to_csv(tmp / extras.EXTERNAL_PREDICTIONS_FILE, index=False)
+        reads.to_csv(tmp / extras.READERS_FILE, index=False)
     write_json(args.metrics, metrics)
     best = models["model"].iloc[int(aucs.mean(axis=1).argmax())]
     print(f"ensemble: {len(models)} model(s) on {len(labels)} test studies; best mean AUC {aucs.mean(axis=1).max():.4f} ({best})")
