@@ -43,7 +43,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = schema.load_params(args.params)
-    settings = schema.check(params, ["data", "external", "readers"], args.params)
+    settings = schema.check(params, ["data"], args.params)
+    # External models and readers are optional: an absent section means none.
+    settings.update({name: schema.check_section(params.get(name) or {}, name, schema.SECTIONS[name], args.params)
+                     for name in ("external", "readers")})
     tasks = validate_tasks(settings["data"]["tasks"], str(args.params))
     selected = str(schema.section(params, "model", args.params))
 

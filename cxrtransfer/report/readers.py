@@ -102,13 +102,19 @@ def plot_reader_roc(bootstrap: Mapping[str, Any], ensemble: Path, path: Path) ->
     figure = Figure(figsize=(3.3 * columns, 3.3 * n_rows), layout="constrained")
     for t, task in enumerate(tasks):
         ax = figure.add_subplot(n_rows, columns, t + 1)
-        for model, scores in curves.items():
-            if not np.isnan(scores[:, t]).any():
-                fpr, tpr = roc_points(scores[:, t], targets[:, t], weights[:, t])
-                ax.plot(fpr, tpr, lw=1.2, label=model)
+        absent = []
+        for i, (model, scores) in enumerate(curves.items()):   # fixed colours: a model keeps its colour
+            if np.isnan(scores[:, t]).any():
+                absent.append(model)
+                continue
+            fpr, tpr = roc_points(scores[:, t], targets[:, t], weights[:, t])
+            ax.plot(fpr, tpr, lw=1.2, color=f"C{i}", label=model)
         for k, name in enumerate(names):
             e = bootstrap["readers"]["operating_points"][task][name]
-            ax.plot(1 - e["specificity"], e["sensitivity"], "o", ms=5, label=name)
+            ax.plot(1 - e["specificity"], e["sensitivity"], "os^Dv"[k % 5], ms=5, color=f"C{len(curves) + k}",
+                    label=name)
+        if absent:
+            ax.text(0.98, 0.03, f"not predicted: {', '.join(absent)}", ha="right", fontsize=6, transform=ax.transAxes)
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
         ax.set(title=task, xlabel="1 − specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
         if t == 0:
