@@ -90,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                        "checkpoints": row["checkpoints"]}
         for m, row in models.iterrows()}}
 
+    external_scores = {name: external_predictions[external_predictions["model"] == name][tasks].to_numpy(float)
+                       for name in external_models["model"]}   # rows in the labels' study order
+    external_tasks = {name: has.split(";") for name, has in zip(external_models["model"], external_models["tasks"])}
+    metrics["external"] = extras.external_point_aucs(external_scores, external_tasks, tasks, targets, weights)
+
     with atomic_dir(args.out) as tmp:
         predictions.to_csv(tmp / "test_predictions.csv", index=False)
         labels.to_csv(tmp / "test_labels.csv", index=False)

@@ -71,7 +71,8 @@ def readers_markdown(bootstrap: Mapping[str, Any]) -> str:
                   "on the same test studies and bootstrap replicates. A model is scored on the study's tasks its file "
                   "has; a task it lacks is named and left out (never scored as zero), and its comparisons with the "
                   "study's models use the mean AUC over its tasks for both models. p Holm: over the study models, "
-                  "per external model.", external_table(bootstrap), external_versus_table(bootstrap)]
+                  "per external model. External models enter no correlation: a prediction file carries no "
+                  "architecture, parameter count or ImageNet top-1.", external_table(bootstrap), external_versus_table(bootstrap)]
     readers = bootstrap.get("readers")
     if readers:
         parts += ["## Radiologists",

@@ -237,3 +237,15 @@ def study_extras(folder: str | Path, result: Bootstrap, scores: np.ndarray, stud
                                                result.confidence),
         }
     return out
+
+
+def external_point_aucs(scores: Mapping[str, np.ndarray], model_tasks: Mapping[str, Sequence[str]],
+                        tasks: Sequence[str], targets: np.ndarray, weights: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per external model on the full test set: AUC per task it has, their mean, the tasks it lacks."""
+    out = {}
+    for model, values in scores.items():
+        has = [list(tasks).index(t) for t in model_tasks[model]]
+        aucs = auroc_matrix(values[None][:, :, has], targets[:, has], weights[:, has])[0]
+        out[model] = {"auc": {tasks[j]: float(a) for j, a in zip(has, aucs)}, "mean_auc": float(aucs.mean()),
+                      "tasks_missing": [t for t in tasks if t not in model_tasks[model]]}
+    return out

@@ -69,6 +69,8 @@ def test_external_model_and_readers_through_the_study(tmp_path):
         aucs.append(roc_auc_score(raw == 1.0, predictions.loc[labels.index, task], sample_weight=(raw != -1.0) * 1.0))
         assert lab["tasks"][task]["auc"] == pytest.approx(aucs[-1], abs=1e-6)
     assert lab["mean_auc"] == pytest.approx(np.mean(aucs), abs=1e-6)
+    in_ensemble = json.loads(out["ensemble_metrics"].read_text())["external"]["lab"]
+    assert in_ensemble["mean_auc"] == pytest.approx(np.mean(aucs), abs=1e-6) and in_ensemble["tasks_missing"] == ["No Finding"]
     assert set(lab["versus"]) == set(result["models"])          # paired with every study model
 
     reads = pd.read_csv(files["bc4"])
