@@ -40,13 +40,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def outside_inputs(params: dict, source: Path, tasks: list[str], studies: list[str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """External models (table, predictions) and reader reads that params `external` / `readers` name,
+    checked against the test studies; an absent section means none."""
+    settings = {name: schema.check_section(params.get(name) or {}, name, schema.SECTIONS[name], source)
+                for name in ("external", "readers")}
+    models, predictions = external.read_external_models(settings["external"]["dir"], settings["external"]["models"],
+                                                        tasks, settings["external"]["tasks"] or tasks, studies)
+    reads = external.read_readers(settings["readers"]["dir"], settings["readers"]["files"], tasks, studies)
+    return models, predictions, reads
+
+
+def outside_scores(models: pd.DataFrame, predictions: pd.DataFrame, tasks: list[str]
+                   ) -> tuple[dict, dict]:
+    """model -> scores (studies in the labels' order, tasks) and model -> the tasks it has."""
+    scores = {name: predictions[predictions["model"] == name][tasks].to_numpy(float) for name in models["model"]}
+    return scores, {name: has.split(";") for name, has in zip(models["model"], models["tasks"])}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     params = schema.load_params(args.params)
     settings = schema.check(params, ["data"], args.params)
-    # External models and readers are optional: an absent section means none.
-    settings.update({name: schema.check_section(params.get(name) or {}, name, schema.SECTIONS[name], args.params)
-                     for name in ("external", "readers")})
     tasks = validate_tasks(settings["data"]["tasks"], str(args.params))
     selected = str(schema.section(params, "model", args.params))
 
@@ -64,10 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = inputs.study_labels(args.index, test, tasks)
     targets, weights = inputs.label_arrays(labels, tasks)
     inputs.check_both_classes(targets, weights, tasks, args.index)
-    outside = settings["external"]  # models and readers from outside the pipeline, checked before any output
-    external_models, external_predictions = external.read_external_models(
-        outside["dir"], outside["models"], tasks, outside["tasks"] or tasks, list(labels["study"]))
-    reads = external.read_readers(settings["readers"]["dir"], settings["readers"]["files"], tasks, list(labels["study"]))
+    outside = outside_inputs(params, args.params, tasks, list(labels["study"]))   # checked before any output
 
     rows, frames = [], []
     for model, folder in zip(declared, folders):
@@ -90,18 +103,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                        "checkpoints": row["checkpoints"]}
         for m, row in models.iterrows()}}
 
-    external_scores = {name: external_predictions[external_predictions["model"] == name][tasks].to_numpy(float)
-                       for name in external_models["model"]}   # rows in the labels' study order
-    external_tasks = {name: has.split(";") for name, has in zip(external_models["model"], external_models["tasks"])}
-    metrics["external"] = extras.external_point_aucs(external_scores, external_tasks, tasks, targets, weights)
+    metrics["external"] = extras.external_point_aucs(*outside_scores(*outside[:2], tasks), tasks, targets, weights)
 
     with atomic_dir(args.out) as tmp:
         predictions.to_csv(tmp / "test_predictions.csv", index=False)
         labels.to_csv(tmp / "test_labels.csv", index=False)
         models.to_csv(tmp / "models.csv", index=False)
-        external_models.to_csv(tmp / extras.EXTERNAL_MODELS_FILE, index=False)
-        external_predictions.to_csv(tmp / extras.EXTERNAL_PREDICTIONS_FILE, index=False)
-        reads.to_csv(tmp / extras.READERS_FILE, index=False)
+        for frame, name in zip(outside, (extras.EXTERNAL_MODELS_FILE, extras.EXTERNAL_PREDICTIONS_FILE, extras.READERS_FILE)):
+            frame.to_csv(tmp / name, index=False)
     write_json(args.metrics, metrics)
     best = models["model"].iloc[int(aucs.mean(axis=1).argmax())]
     print(f"ensemble: {len(models)} model(s) on {len(labels)} test studies; best mean AUC {aucs.mean(axis=1).max():.4f} ({best})")
