@@ -16,6 +16,9 @@ class OutputLayout(Protocol):
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
 
+    def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor: ...
 
 
@@ -26,6 +29,7 @@ class ChexpertLayout:
     policies: Sequence[str]
     slices: list[slice] = field(init=False)
     width: int = field(init=False)
+    _columns: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.slices, start = [], 0
@@ -34,19 +38,44 @@ class ChexpertLayout:
             self.slices.append(slice(start, start + n))
             start += n
         self.width = start
+        self.binary_tasks = [j for j, p in enumerate(self.policies) if p != "multiclass"]
+        self.multiclass_tasks = [j for j, p in enumerate(self.policies) if p == "multiclass"]
+        self._columns = {}
+
+    def columns(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logit columns of the binary tasks and of the U-MultiClass tasks (3 each), made once per device:
+        a tensor built from host values at every step would make the host wait for the GPU."""
+        if device not in self._columns:
+            binary = [self.slices[j].start for j in self.binary_tasks]
+            multiclass = [c for j in self.multiclass_tasks for c in range(self.slices[j].start, self.slices[j].stop)]
+            self._columns[device] = (torch.tensor(binary, dtype=torch.long, device=device),
+                                     torch.tensor(multiclass, dtype=torch.long, device=device))
+        return self._columns[device]
+
+    def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss over the labelled cells, number of labelled cells): masked BCE over the (batch,
+        binary tasks) matrix and one cross-entropy over every (row, U-MultiClass task) pair, two kernels
+        for any number of tasks."""
+        binary_columns, multiclass_columns = self.columns(logits.device)
+        logits = logits.float()
+        total = logits.new_zeros(())
+        if self.binary_tasks:
+            tasks = self.binary_tasks
+            bce = F.binary_cross_entropy_with_logits(logits.index_select(1, binary_columns), targets[:, tasks],
+                                                     reduction="none")
+            total = total + (bce * mask[:, tasks]).sum()
+        if self.multiclass_tasks:
+            tasks = self.multiclass_tasks
+            rows = logits.index_select(1, multiclass_columns).reshape(-1, MULTICLASS_CLASSES)
+            ce = F.cross_entropy(rows, targets[:, tasks].reshape(-1).long(), reduction="none")
+            total = total + (ce * mask[:, tasks].reshape(-1)).sum()
+        return total, mask.sum()
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Masked BCE for binary tasks, cross-entropy for U-MultiClass tasks; mean over labelled cells."""
-        total = logits.new_zeros(())
-        count = mask.sum().clamp_min(1.0)
-        for j, (policy, sl) in enumerate(zip(self.policies, self.slices)):
-            if policy == "multiclass":
-                ce = F.cross_entropy(logits[:, sl].float(), targets[:, j].long(), reduction="none")
-                total = total + (ce * mask[:, j]).sum()
-            else:
-                bce = F.binary_cross_entropy_with_logits(logits[:, sl.start].float(), targets[:, j], reduction="none")
-                total = total + (bce * mask[:, j]).sum()
-        return total / count
+        total, count = self.loss_terms(logits, targets, mask)
+        return total / count.clamp_min(1.0)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """P(positive) per task; U-MultiClass: softmax over the (negative, positive) logits, keep positive."""
@@ -64,6 +93,12 @@ class ClassificationLayout:
     """Single-label multi-class (in-domain pretraining): cross-entropy over `width` classes."""
 
     width: int
+
+    def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed cross-entropy, rows): every row has its one label."""
+        ce = F.cross_entropy(logits.float(), targets[:, 0].long(), reduction="sum")
+        return ce, ce.new_full((), float(len(logits)))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets[:, 0].long())
