@@ -29,7 +29,7 @@ class ChexpertLayout:
     policies: Sequence[str]
     slices: list[slice] = field(init=False)
     width: int = field(init=False)
-    _columns: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False)
+    _columns: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.slices, start = [], 0
@@ -40,16 +40,16 @@ class ChexpertLayout:
         self.width = start
         self.binary_tasks = [j for j, p in enumerate(self.policies) if p != "multiclass"]
         self.multiclass_tasks = [j for j, p in enumerate(self.policies) if p == "multiclass"]
-        self._columns = {}
+        binary = [self.slices[j].start for j in self.binary_tasks]
+        multiclass = [c for j in self.multiclass_tasks for c in range(self.slices[j].start, self.slices[j].stop)]
+        cpu = torch.device("cpu")
+        self._columns = {cpu: (torch.tensor(binary, dtype=torch.long), torch.tensor(multiclass, dtype=torch.long))}
 
     def columns(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The logit columns of the binary tasks and of the U-MultiClass tasks (3 each), made once per device:
-        a tensor built from host values at every step would make the host wait for the GPU."""
+        """The logit columns of the binary tasks and of the U-MultiClass tasks (3 each), copied to a device
+        once: a tensor built from host values at every step would make the host wait for the GPU."""
         if device not in self._columns:
-            binary = [self.slices[j].start for j in self.binary_tasks]
-            multiclass = [c for j in self.multiclass_tasks for c in range(self.slices[j].start, self.slices[j].stop)]
-            self._columns[device] = (torch.tensor(binary, dtype=torch.long, device=device),
-                                     torch.tensor(multiclass, dtype=torch.long, device=device))
+            self._columns[device] = tuple(c.to(device) for c in self._columns[torch.device("cpu")])
         return self._columns[device]
 
     def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor

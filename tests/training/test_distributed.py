@@ -123,3 +123,30 @@ def test_a_failed_relaunch_without_an_error_line_says_so(tmp_path):
     script.write_text("import os, sys\nsys.exit(3 if os.environ['RANK'] == '1' else 0)\n")
     with pytest.raises(TrainingError, match=r"torchrun with 2 processes failed \(exit 1\); its output is above"):
         distributed.relaunch_under_torchrun(2, str(script), [])
+
+
+def test_cuda_ranks_bind_nccl_to_their_gpu_and_close_what_they_opened(monkeypatch):
+    """init_process_group gets device_id on CUDA (gloo on CPU gets none); close() destroys only a group this
+    process created (torch.distributed mocked: no GPU, no second process)."""
+    calls = []
+    state = {"initialized": False}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: state["initialized"])
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda *a, **k: calls.append(("init", a, k)) or state.update(initialized=True))
+    monkeypatch.setattr(torch.distributed, "destroy_process_group",
+                        lambda: calls.append(("destroy",)) or state.update(initialized=False))
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    gpu = torch.device("cuda", 1)
+    world = distributed.Distributed.from_env(gpu)
+    assert (world.rank, world.world, world.owned) == (1, 2, True)
+    assert calls == [("init", ("nccl",), {"device_id": gpu})]
+    world.close()
+    world.close()   # a second close (an exit path after another) does nothing
+    assert calls[1:] == [("destroy",)]
+    distributed.Distributed.from_env(torch.device("cpu"))
+    assert calls[2] == ("init", ("gloo",), {})
+    joined = distributed.Distributed.from_env(torch.device("cpu"))   # a group someone else opened
+    joined.close()
+    assert not joined.owned and calls[3:] == []

@@ -164,3 +164,26 @@ def test_compile_is_off_by_default_and_ignored_with_a_message_off_cuda(monkeypat
     assert loop.compiled(net, on, CUDA, logs.append) == "compiled" and calls == [net]
     assert loop.fit_config({"epochs": 1, "batch_size": 8, "lr": 1e-3, "eval_every_images": 8, "top_k": 1,
                             "compile": True}).compile is True
+
+
+def test_the_process_world_is_closed_on_every_exit_path(tmp_path, monkeypatch):
+    """fit() closes the world it joined when it returns and when it fails (here: a NaN loss)."""
+    closed = []
+
+    class Recorded(loop.Distributed):
+        def close(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(loop.Distributed, "from_env", classmethod(lambda cls, device: Recorded()))
+    config = loop.FitConfig(epochs=1, batch_size=8, lr=1e-3, eval_every_images=48, top_k=1, seed=0)
+    run(tmp_path, config, "ok")
+    assert closed == [True]
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, TinyNet, layout.width)
+    with torch.no_grad():
+        model.fc.bias.fill_(float("nan"))
+    train, valid = learnable_set(32, 1), learnable_set(16, 2)
+    with pytest.raises(TrainingError, match="loss is nan"):
+        loop.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "nan", "f",
+                 device=torch.device("cpu"), log=lambda _: None)
+    assert closed == [True, True]
