@@ -76,3 +76,35 @@ def test_multiclass_loss_is_the_cross_entropy_of_the_three_logits():
     logits = torch.tensor([[0.0, 1.0, 2.0, 0.0]])
     loss = layout.loss(logits, torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 1.0]]))
     assert loss.item() == pytest.approx(np.log(np.e + np.e ** 2 + 1.0), rel=1e-6)
+
+
+class OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the ATen operations run (on CUDA each is at least one kernel launch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def loss_ops(policies, loss) -> int:
+    layout = layouts.ChexpertLayout(policies)
+    logits = torch.randn(16, layout.width, requires_grad=True)
+    targets, mask = torch.zeros(16, len(policies)), torch.ones(16, len(policies))
+    layout.loss(logits, targets, mask)   # warm-up: nothing made once per layout is counted
+    with OpCounter() as counter:
+        loss(layout, logits, targets, mask).backward()
+    return counter.ops
+
+
+def test_the_loss_runs_the_same_operations_for_2_or_14_tasks():
+    """The paper config trains 14 observations (2 of them U-MultiClass): the vectorized loss (forward and
+    backward) runs as many operations as for 2 tasks, the per-task loop grows with every task."""
+    two, paper = ["ones", "multiclass"], ["ones"] * 4 + ["multiclass"] + ["ones"] * 5 + ["multiclass"] + ["ones"] * 3
+    vectorized = lambda layout, *a: layout.loss(*a)   # noqa: E731
+    looped = lambda layout, *a: per_task_loss(layout.policies, layout.slices, *a)   # noqa: E731
+    assert loss_ops(paper, vectorized) == loss_ops(two, vectorized)
+    assert loss_ops(paper, looped) > 4 * loss_ops(paper, vectorized)
