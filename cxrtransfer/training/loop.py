@@ -295,7 +295,7 @@ def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: Im
 
 
 def fit_prepared(t: Trainer, valid: ImageSet, score: Callable[[np.ndarray], tuple[float, dict[str, float]]],
-        state_dir: Path, fingerprint: str, live: Any, log: Callable[[str], None]) -> FitResult:
+                 state_dir: Path, fingerprint: str, live: Any, log: Callable[[str], None]) -> FitResult:
     """fit() on a prepared trainer: train, evaluate at the cadence, keep the top-k checkpoints."""
     config = t.config
     topk = checkpoints.TopK(state_dir / "checkpoints", config.top_k)
