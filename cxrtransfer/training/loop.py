@@ -80,7 +80,10 @@ def train_step(net: torch.nn.Module, layout: OutputLayout, optimizer: torch.opti
     x, targets, mask = to_device(batch, device, normalization) if batch[0].dtype == torch.uint8 else batch
     with precision.autocast(device):
         logits = net(x)
-    loss = (world or Distributed()).global_mean_loss(*layout.loss_terms(logits, targets, mask))
+    if world is None or world.world == 1:
+        loss = layout.loss(logits, targets, mask)
+    else:
+        loss = world.global_mean_loss(*layout.loss_terms(logits, targets, mask))
     optimizer.zero_grad(set_to_none=True)
     if precision.scaler is not None:
         precision.scaler.scale(loss).backward()
