@@ -29,7 +29,7 @@ class ChexpertLayout:
     policies: Sequence[str]
     slices: list[slice] = field(init=False)
     width: int = field(init=False)
-    _columns: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False, compare=False)
+    _indices: dict[torch.device, tuple[torch.Tensor, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.slices, start = [], 0
@@ -40,36 +40,36 @@ class ChexpertLayout:
         self.width = start
         self.binary_tasks = [j for j, p in enumerate(self.policies) if p != "multiclass"]
         self.multiclass_tasks = [j for j, p in enumerate(self.policies) if p == "multiclass"]
-        binary = [self.slices[j].start for j in self.binary_tasks]
-        multiclass = [c for j in self.multiclass_tasks for c in range(self.slices[j].start, self.slices[j].stop)]
-        cpu = torch.device("cpu")
-        self._columns = {cpu: (torch.tensor(binary, dtype=torch.long), torch.tensor(multiclass, dtype=torch.long))}
+        binary_columns = [self.slices[j].start for j in self.binary_tasks]
+        multiclass_columns = [c for j in self.multiclass_tasks for c in range(self.slices[j].start, self.slices[j].stop)]
+        self._indices = {torch.device("cpu"): tuple(torch.tensor(i, dtype=torch.long) for i in (
+            self.binary_tasks, binary_columns, self.multiclass_tasks, multiclass_columns))}
 
-    def columns(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The logit columns of the binary tasks and of the U-MultiClass tasks (3 each), copied to a device
-        once: a tensor built from host values at every step would make the host wait for the GPU."""
-        if device not in self._columns:
-            self._columns[device] = tuple(c.to(device) for c in self._columns[torch.device("cpu")])
-        return self._columns[device]
+    def indices(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """(binary tasks, their logit columns, U-MultiClass tasks, their 3 logit columns each) as index
+        tensors, copied to a device once: an index built from host values at every step (a Python list
+        included) would be a host-to-device copy that makes the host wait for the GPU."""
+        if device not in self._indices:
+            self._indices[device] = tuple(i.to(device) for i in self._indices[torch.device("cpu")])
+        return self._indices[device]
 
     def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed loss over the labelled cells, number of labelled cells): masked BCE over the (batch,
         binary tasks) matrix and one cross-entropy over every (row, U-MultiClass task) pair, two kernels
         for any number of tasks."""
-        binary_columns, multiclass_columns = self.columns(logits.device)
+        binary, binary_columns, multiclass, multiclass_columns = self.indices(logits.device)
         logits = logits.float()
         total = logits.new_zeros(())
         if self.binary_tasks:
-            tasks = self.binary_tasks
-            bce = F.binary_cross_entropy_with_logits(logits.index_select(1, binary_columns), targets[:, tasks],
-                                                     reduction="none")
-            total = total + (bce * mask[:, tasks]).sum()
+            bce = F.binary_cross_entropy_with_logits(logits.index_select(1, binary_columns),
+                                                     targets.index_select(1, binary), reduction="none")
+            total = total + (bce * mask.index_select(1, binary)).sum()
         if self.multiclass_tasks:
-            tasks = self.multiclass_tasks
             rows = logits.index_select(1, multiclass_columns).reshape(-1, MULTICLASS_CLASSES)
-            ce = F.cross_entropy(rows, targets[:, tasks].reshape(-1).long(), reduction="none")
-            total = total + (ce * mask[:, tasks].reshape(-1)).sum()
+            classes = targets.index_select(1, multiclass).reshape(-1).long()
+            ce = F.cross_entropy(rows, classes, reduction="none")
+            total = total + (ce * mask.index_select(1, multiclass).reshape(-1)).sum()
         return total, mask.sum()
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
