@@ -64,6 +64,7 @@ TRAIN: dict[str, Key] = {
     "devices": Key(int, minimum=1, default=1),
     "sync_batchnorm": Key(bool, default=True),
     "device": Key(str, default="auto"),
+    "compile": Key(bool, default=False),   # torch.compile on CUDA (off until measured; ignored on CPU)
 }
 DATA: dict[str, Key] = {
     "kind": Key(str, choices=("chexpert", "folder"), default="chexpert"),
@@ -263,6 +264,7 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
             override = (params.get("overrides") or {}).get(arch) or {}
             check_section(override, f"overrides.{arch}", TRAIN, source)
             settings["train"] = {**settings["train"], **override}
+            check_batch_split(settings["train"], override, arch, source)
         tasks = section(params, "data.tasks", source)
         outside = [t for t in settings["train"]["selection_tasks"] or [] if t not in tasks]
         if outside:
@@ -273,6 +275,16 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
     if "readers" in sections:
         settings["readers"]["simulate"] = _reader_simulation(settings["readers"]["simulate"], source)
     return settings
+
+
+def check_batch_split(train: Mapping[str, Any], override: Mapping[str, Any], arch: str, source: Path) -> None:
+    """train.batch_size is the global batch (the paper's 16): its DDP processes must share it evenly."""
+    batch, devices = train["batch_size"], train["devices"]
+    if batch % devices:
+        where = {key: f"overrides.{arch}.{key}" if key in override else f"train.{key}"
+                 for key in ("batch_size", "devices")}
+        raise InputError(f"{where['batch_size']} {batch} is the global batch: it does not split evenly over "
+                         f"{where['devices']} {devices} processes", source)
 
 
 def _reader_simulation(config: Any, source: Path) -> dict[str, Any]:
