@@ -20,7 +20,7 @@ from cxrtransfer.fileio import write_csv, write_json
 from cxrtransfer.models.architectures import architecture_names
 from cxrtransfer.models.costs import truncation_costs
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, selection
+from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, readers, selection
 from cxrtransfer.stats.significance import add_holm
 from cxrtransfer.stats.truncation import truncation_rules
 
@@ -93,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "best_vs_worst_reselected": selection.reselected_spread(result, models),
         "paper_source": paper.PAPER_SOURCE,
     }
+    metrics.update(readers.study_extras(args.ensemble, result, scores, list(labels["study"]), targets, weights,
+                                        settings["replicates"], settings["seed"], clusters))
     metrics["holm_floors"] = selection.holm_floors(metrics, result.drawn - result.dropped)
     plot = models[["model", "arch", "init", "family", "truncate", "params"]].copy()
     plot["mean_auc"] = [summary[m]["mean_auc"] for m in plot["model"]]

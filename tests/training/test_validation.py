@@ -32,6 +32,9 @@ def test_raw_logits_layout_keeps_the_loss_and_returns_logits():
     targets, mask = torch.tensor([[1.0, 0.0]]), torch.ones(1, 2)
     assert raw.width == layout.width == 4
     assert raw.loss(logits, targets, mask) == layout.loss(logits, targets, mask)
+    # DDP steps on loss_terms: the same (sum, count) as the layout's
+    assert all(torch.equal(a, b) for a, b in zip(raw.loss_terms(logits, targets, mask),
+                                                  layout.loss_terms(logits, targets, mask)))
     assert torch.equal(raw.probabilities(logits), logits)
 
 
