@@ -1,4 +1,5 @@
-"""Stage ensemble: each model's kept checkpoints averaged per image, then max over a study's views.
+"""Stage ensemble: each model's kept checkpoints scored per study in the CheXpert reference order (per
+checkpoint the max over a study's views of the logits, then probabilities), then averaged.
 
 Reads the models that params declare, and nothing else on disk: <arch>-<init> for every architecture
 x init (`architectures`, `inits`) from --models, <arch>-k<k> for every truncated model (`truncation`)

@@ -17,7 +17,7 @@ import pandas as pd
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, atomic_path, read_json
 from cxrtransfer.pipeline.config import run_stage
-from cxrtransfer.report import figures, markdown
+from cxrtransfer.report import fidelity, figures, markdown
 from cxrtransfer.report import readers as outside
 
 
@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             names.append(outside.READER_FIGURE)
         links = [os.path.relpath(args.figures / name, args.out.parent) for name in names]
         text = markdown.summary_markdown(bootstrap, correlations, points, models, links,
-                                         extra=outside.readers_markdown(bootstrap))
+                                         extra=outside.readers_markdown(bootstrap)) + "\n" + \
+            fidelity.fidelity_markdown(bootstrap, correlations)
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     print(f"report: {args.out} and {len(names)} figure(s) in {args.figures}")

@@ -110,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     evaluation = {name: (index.iloc[r], dataset.eval_set(image_array, r, len(plan["tasks"]))) for name, r in rows.items()}
     scorer = validation.study_auc_scorer(index.iloc[rows["valid"]], plan["tasks"], plan["selection"])
 
-    def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
-        return scorer(probabilities[:, plan["evaluated"]])
+    def score(logits: np.ndarray) -> tuple[float, dict[str, float]]:  # fit() predicts raw logits (RawLogits)
+        return scorer(layouts.score_columns(logits, layout, plan["evaluated"], plan["tasks"]))
 
     name = DeclaredModel(args.arch, args.init, args.truncate).name
     fingerprint = loop.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     device = devices.pick_device(config["device"])
     started = time.perf_counter()
     print(f"train {name}: {len(train_set)} train / {len(rows['valid'])} valid / {len(rows['test'])} test images on {device}")
-    result = loop.fit(model, layout, train_set, evaluation["valid"][1], score, fit_config, args.state, fingerprint,
+    result = loop.fit(model, layouts.RawLogits(layout), train_set, evaluation["valid"][1], score, fit_config, args.state, fingerprint,
                       device=device, live=live, normalization=norm[0])
     if not distributed.is_main_process():
         return

@@ -96,6 +96,8 @@ BOOTSTRAP: dict[str, Key] = {
     "unit": Key(str, choices=("patient", "study"), default="patient"),
     "baseline_init": Key(str, default="random"),
     "compare": Key(list, items=list, item_length=2, default=[]),   # [[model_a, model_b], ...]
+    # truncated minus full mean AUROC: non-inferior when its interval's lower bound is above -margin
+    "truncation_margin": Key(NUMBER, minimum=0, default=0.01),
 }
 # Models trained elsewhere and radiologists' reads on the test set (cxrtransfer/data/external.py).
 EXTERNAL: dict[str, Key] = {

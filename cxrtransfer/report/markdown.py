@@ -105,8 +105,10 @@ def delong_table(bootstrap: Mapping[str, Any]) -> str:
         for init, boost in sorted(by_init.items()):
             for task, value in boost.get("tasks", {}).items():
                 rows.append([arch, init, task, fmt_ci(value["diff"], value["ci_low"], value["ci_high"], signed=True),
-                             fmt_p(value["p"]), fmt_p(value.get("p_holm")), fmt_p(value["p_delong"])])
-    return markdown_table(["Architecture", "Init", "Task", "Δ AUC", "p bootstrap", "p Holm", "p DeLong"], rows)
+                             fmt_p(value["p"]), fmt_p(value.get("p_holm")), fmt_p(value["p_delong"]),
+                             fmt_p(value.get("p_delong_holm"))])
+    return markdown_table(["Architecture", "Init", "Task", "Δ AUC", "p bootstrap", "p Holm", "p DeLong",
+                           "p DeLong Holm"], rows)
 
 
 def correlation_table(correlations: Mapping[str, Any]) -> str:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from ..data.chexpert import MULTICLASS_CLASSES
+from ..layout import logit_columns
 
 
 class OutputLayout(Protocol):
@@ -105,3 +109,47 @@ class ClassificationLayout:
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits.float(), dim=1)
+
+
+# The reference scoring order (CheXpert predict/predict.py) needs logits, not probabilities: see
+# cxrtransfer.training.validation and cxrtransfer.stats.predictions.
+
+
+@dataclass
+class RawLogits:
+    """`layout` whose `probabilities()` returns the raw logits (as float32): predict() then yields logits."""
+
+    layout: ChexpertLayout
+
+    @property
+    def width(self) -> int:
+        return self.layout.width
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.layout.loss(logits, targets, mask)
+
+    def loss_terms(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layout.loss_terms(logits, targets, mask)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float()
+
+
+def score_columns(logits: np.ndarray, layout: ChexpertLayout, columns: Sequence[int], tasks: Sequence[str]
+                  ) -> pd.DataFrame:
+    """Per row, each task's probability and, for a U-MultiClass task, its negative and positive logits
+    (cxrtransfer.layout.logit_columns). `columns`: the tasks' positions among the layout's tasks."""
+    out: dict[str, np.ndarray] = {}
+    for task, j in zip(tasks, columns):
+        start = layout.slices[j].start
+        if layout.policies[j] == "multiclass":
+            negative, positive = logits[:, start], logits[:, start + 1]
+            out[task] = expit(positive - negative)
+            out.update(zip(logit_columns(task), (negative, positive)))
+        else:
+            out[task] = expit(logits[:, start])
+    frame = pd.DataFrame({task: out[task] for task in tasks})
+    for name in (c for c in out if c not in tasks):
+        frame[name] = out[name]
+    return frame

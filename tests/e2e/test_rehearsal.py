@@ -54,7 +54,7 @@ def test_small_rehearsal_runs_through_report_and_passes_its_checks(tmp_path):
     repo = tmp_path / "r" / "repo"
     # init@mnasnet-imagenet loaded the stand-in weights file through the real offline lookup.
     from safetensors.torch import load_file
-    standin = load_file(str(repo / "weights" / "mnasnet_100.rmsp_in1k.safetensors"))
+    standin = load_file(str(repo / "weights" / "mnasnet_100.tv_in1k.safetensors"))
     body = load_file(str(repo / "data" / "init" / "mnasnet-imagenet.safetensors"))
     assert body and all(torch.equal(body[k], standin[k]) for k in body)
     # random init is normalized with the training split's statistics, imagenet with ImageNet's.

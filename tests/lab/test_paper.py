@@ -37,9 +37,30 @@ PAPER = {
     "truncation.architectures": ["densenet121", "mnasnet", "resnet18", "efficientnet_b0"],
     "truncation.blocks": [1, 2, 3, 4],
     "truncation.init": "imagenet",
-    "bootstrap.replicates": 1000,
+    "bootstrap.replicates": 10000,  # deliberately not the paper's 1,000: Holm could not reject (issue 21)
     "bootstrap.confidence": 0.95,
 }
+
+
+# What `cxrtransfer paper` shows of the weights, the scoring order and the uncertainty policies (start of each
+# row: name, value, source; spacing aside), written from ../shared/reference.md and the CheXpert paper's table.
+PAPER_FIDELITY_ROWS = [
+    "weights densenet121 timm densenet121.tv_in1k top-1 74.434: torchvision docs",
+    "weights inception_v4 timm inception_v4.tf_in1k top-1 80.062: Cadene",
+    "weights mnasnet torchvision:mnasnet1_0 mnasnet_100.tv_in1k top-1 73.456: torchvision docs",
+    "weights efficientnet_b0 timm tf_efficientnet_b0.aa_in1k top-1 76.882: timm results",
+    "weights mobilenet_v2 torchvision:mobilenet_v2 mobilenetv2_100.tv_in1k top-1 71.878: torchvision docs",
+    "weights mobilenet_v3 timm mobilenetv3_large_100.ra_in1k top-1 75.784: timm results-imagenet.csv "
+    "at 224 px; CHOICE",
+    "scoring order per checkpoint: max over a study's views of the logits, then probabilities; then mean "
+    "over checkpoints CheXpert ref. code predict/predict.py",
+    "policy Atelectasis ones CheXpert paper table (best, validation AUROC 0.858)",
+    "policy Cardiomegaly multiclass CheXpert paper table (best, validation AUROC 0.854)",
+    "policy Consolidation zeros assumption: U-SelfTrained needs",
+    "policy Edema ones CheXpert paper table (best, validation AUROC 0.941)",
+    "policy Pleural Effusion multiclass CheXpert paper table (best, validation AUROC 0.936)",
+    "policy No Finding ones assumption: the CheXpert paper gives no policy",
+]
 
 
 def value_at(params: dict, dotted: str):
@@ -95,7 +116,11 @@ def test_paper_switch_prints_the_plan_and_replaces_params(tmp_path, capsys):
     assert "trained_models     48" in out and "9 training images" in out  # 3 images x 3 epochs
     table = out[:out.index("plan:")]  # the settings table comes first
     assert "train.eval_every_images   8192 " in table and "train.top_k               10 " in table
-    assert "DIFFERS" not in table and table.count(" ok\n") == len(PAPER_SETTINGS)
+    assert "DIFFERS" not in table and table.count(" ok\n") == len(PAPER_SETTINGS) - 1
+    assert "bootstrap.replicates      10000" in table and "deliberate: 10,000" in table
+    fidelity = " ".join(out[out.index("weights, scoring"):out.index("plan:")].split())  # spacing aside
+    for row in PAPER_FIDELITY_ROWS:
+        assert row in fidelity, row
     assert yaml.safe_load(params.read_text())["data"]["root"] == "data/synthetic"  # dry run: unchanged
     cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(params),
            "--config", str(REPO / "configs" / "paper.yaml")])

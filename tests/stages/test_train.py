@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -62,8 +63,12 @@ def test_init_then_train_writes_every_output(prepared, arch):
     assert 1 <= len(kept) <= 2 and description["policies"] == ["ones", "multiclass"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(f"step{s:010d}.safetensors" for s in kept)
     test = pd.read_csv(out / "test_predictions.csv")
-    assert list(test.columns) == ["checkpoint", "path", "patient", "study", *TASKS]
+    # Pneumonia is U-MultiClass: its two logits are stored for the reference scoring order
+    assert list(test.columns) == ["checkpoint", "path", "patient", "study", *TASKS,
+                                  "Pneumonia:negative_logit", "Pneumonia:positive_logit"]
     assert len(test) == 4 * len(kept) and test[TASKS].stack().between(0, 1).all()
+    softmax = 1 / (1 + np.exp(test["Pneumonia:negative_logit"] - test["Pneumonia:positive_logit"]))
+    np.testing.assert_allclose(test["Pneumonia"], softmax, rtol=1e-4)
     metrics = json.loads((prepared / f"{arch}.json").read_text())
     assert metrics["params"] == description["params"] > 0
     # throughput and wall time differ run to run: beside the resume state, not in metrics or model.json
@@ -107,7 +112,12 @@ def test_train_tasks_are_learned_and_only_data_tasks_are_evaluated(prepared):
     checkpoint = next((out / "checkpoints").iterdir())
     from safetensors.torch import load_file
     assert load_file(str(checkpoint))["fc.weight"].shape[0] == 5
-    assert list(pd.read_csv(out / "valid_predictions.csv").columns) == ["checkpoint", "path", "patient", "study", *TASKS]
+    valid = pd.read_csv(out / "valid_predictions.csv")
+    assert list(valid.columns) == ["checkpoint", "path", "patient", "study", *TASKS,
+                                   "Pneumonia:negative_logit", "Pneumonia:positive_logit"]
+    # Pneumonia's logits are the head's outputs 2 and 3 (after Edema and Atelectasis), not 0 and 1
+    softmax = 1 / (1 + np.exp(valid["Pneumonia:negative_logit"] - valid["Pneumonia:positive_logit"]))
+    np.testing.assert_allclose(valid["Pneumonia"], softmax, rtol=1e-4)
 
     params["train"]["tasks"] = ["Edema", "Atelectasis"]  # leaves out the evaluated Pneumonia
     (prepared / "params.yaml").write_text(yaml.safe_dump(params))

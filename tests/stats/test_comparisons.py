@@ -120,3 +120,14 @@ def test_boosts_carry_per_task_delong_and_holm_per_init():
     archs = ["e0", "r18", "r50"]
     holm = significance.holm([boosts[x]["imagenet"]["p"] for x in archs])
     assert [boosts[x]["imagenet"]["p_holm"] for x in archs] == holm
+
+
+def test_per_task_families_carry_holm_over_delong_too():
+    models, result, arrays = _analysis_study()
+    boosts = comparisons.pretraining_boosts(result, models, "random", arrays)
+    entries = [boosts[a]["imagenet"]["tasks"][t] for a in sorted(boosts) if "imagenet" in boosts[a]
+               for t in sorted(boosts[a]["imagenet"]["tasks"])]
+    assert len(entries) > 2
+    expected = significance.holm([e["p_delong"] for e in entries])
+    assert [e["p_delong_holm"] for e in entries] == pytest.approx(expected)
+    assert [e["p_holm"] for e in entries] == pytest.approx(significance.holm([e["p"] for e in entries]))
