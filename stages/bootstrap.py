@@ -18,7 +18,7 @@ from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.stats import bootstrap, comparisons, paper, predictions
+from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, seed_runs, seeds
 from cxrtransfer.stats.significance import add_holm
 
 
@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "truncation_efficiency": comparisons.truncation_efficiency(truncation, models, settings["confidence"]),
         "paper_source": paper.PAPER_SOURCE,
     }
+    repeats = seed_runs.read_seed_predictions(args.ensemble, tasks)
+    if repeats is not None:  # more than one training seed: seed means and two-level CIs (stats/seeds.py)
+        metrics["seeds"] = seeds.seed_study(models, labels, scores, repeats, tasks, (targets, weights), settings,
+                                            args.ensemble / seed_runs.SEED_PREDICTIONS)
     plot = models[["model", "arch", "init", "family", "truncate", "params"]].copy()
     plot["mean_auc"] = [summary[m]["mean_auc"] for m in plot["model"]]
     plot["ci_low"] = [summary[m]["mean_auc_ci_low"] for m in plot["model"]]

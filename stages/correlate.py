@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                                          summary.get("boosts", {}))
     correlations = spearman.study_correlations(points, baseline_init)
     correlations["baseline_init"] = baseline_init
+    if "seeds" in summary:  # more than one training seed: the same correlations on the seed means
+        seed_auc = {name: entry["mean_auc"] for name, entry in summary["seeds"]["models"].items()}
+        seed_points = spearman.correlation_points(seed_auc, models, architecture_table(args.architectures),
+                                                  summary["seeds"]["boosts"])
+        correlations["seed_means"] = spearman.study_correlations(seed_points, baseline_init)
 
     write_json(args.out, correlations)
     write_csv(args.points, points)
