@@ -20,7 +20,7 @@ from cxrtransfer.fileio import write_csv, write_json
 from cxrtransfer.models.architectures import architecture_names
 from cxrtransfer.models.costs import truncation_costs
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, readers, selection
+from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, readers, seed_runs, seeds, selection
 from cxrtransfer.stats.significance import add_holm
 from cxrtransfer.stats.truncation import truncation_rules
 
@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics.update(readers.study_extras(args.ensemble, result, scores, list(labels["study"]), targets, weights,
                                         settings["replicates"], settings["seed"], clusters))
     metrics["holm_floors"] = selection.holm_floors(metrics, result.drawn - result.dropped)
+    repeats = seed_runs.read_seed_predictions(args.ensemble, tasks)
+    if repeats is not None:  # more than one training seed: seed means and two-level CIs (stats/seeds.py)
+        metrics["seeds"] = seeds.seed_study(models, labels, scores, repeats, tasks, (targets, weights), settings,
+                                            args.ensemble / seed_runs.SEED_PREDICTIONS)
     plot = models[["model", "arch", "init", "family", "truncate", "params"]].copy()
     plot["mean_auc"] = [summary[m]["mean_auc"] for m in plot["model"]]
     plot["ci_low"] = [summary[m]["mean_auc_ci_low"] for m in plot["model"]]

@@ -97,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_intervals(correlations, correlation_intervals(points, replicate_mean_aucs(args.ensemble, tasks, settings["bootstrap"]),
                                                       baseline_init, settings["bootstrap"]["confidence"]))
     correlations["baseline_init"] = baseline_init
+    if "seeds" in summary:  # more than one training seed: the same correlations on the seed means
+        seed_auc = {name: entry["mean_auc"] for name, entry in summary["seeds"]["models"].items()}
+        seed_points = spearman.correlation_points(seed_auc, models, architecture_table(args.architectures),
+                                                  summary["seeds"]["boosts"])
+        correlations["seed_means"] = spearman.study_correlations(seed_points, baseline_init)
 
     write_json(args.out, correlations)
     write_csv(args.points, points)

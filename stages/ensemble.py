@@ -7,7 +7,8 @@ from --truncated; of these, only the architecture named by params `model` ("all"
 A declared model without its folder is an error naming it. Writes, into --out:
 test_predictions.csv (model, study, one column per task), test_labels.csv (study, patient, raw
 labels) and models.csv (model, arch, init, family, truncate, params, checkpoints, folder); and
-metrics/ensemble.json (per model: AUC per task, mean AUC, number of checkpoints).
+metrics/ensemble.json (per model: AUC per task, mean AUC, number of checkpoints). With more than one
+training seed (params `seeds`), seed_predictions.csv (model, seed, study, tasks): the repeats from --seeds.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.pipeline.grid import declared_models
+from cxrtransfer.pipeline.grid import declared_models, seed_runs
 from cxrtransfer.stats import predictions as inputs
 from cxrtransfer.stats import readers as extras
+from cxrtransfer.stats import seed_runs as repeat_runs
 from cxrtransfer.stats.auc import auroc_matrix
 
 
@@ -34,6 +36,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--models", type=Path, required=True, help="folder of the <arch>-<init> model folders")
     parser.add_argument("--truncated", type=Path, required=True, help="folder of the <arch>-k<k> model folders")
+    parser.add_argument("--seeds", type=Path, default=Path("data/seeds"), help="folder of the repeat runs (params seeds)")
     parser.add_argument("--index", type=Path, required=True, help="the cache's index table (labels)")
     parser.add_argument("--split", type=Path, required=True, help="the split table")
     parser.add_argument("--out", type=Path, required=True, help="folder for the ensembled predictions")
@@ -82,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     targets, weights = inputs.label_arrays(labels, tasks)
     inputs.check_both_classes(targets, weights, tasks, args.index)
     outside = outside_inputs(params, args.params, tasks, list(labels["study"]))   # checked before any output
+    runs = [(r.model, r.seed, r.arch, args.seeds / Path(r.run_folder).name / "model") for r in seed_runs(params, selected)]
+    repeats = repeat_runs.seed_run_predictions(runs, test, tasks) if runs else None
 
     rows, frames = [], []
     for model, folder in zip(declared, folders):
@@ -107,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics["external"] = extras.external_point_aucs(*outside_scores(*outside[:2], tasks), tasks, targets, weights)
 
     with atomic_dir(args.out) as tmp:
+        if runs:
+            repeats.to_csv(tmp / repeat_runs.SEED_PREDICTIONS, index=False)
         predictions.to_csv(tmp / "test_predictions.csv", index=False)
         labels.to_csv(tmp / "test_labels.csv", index=False)
         models.to_csv(tmp / "models.csv", index=False)

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..fileio import atomic_path
 from ..models.normalization import DATASET_INITS
 from ..pipeline import config as schema
-from ..pipeline.grid import declared_models, grid_plan, init_names
+from ..pipeline.grid import declared_models, grid_plan, init_names, seed_runs
 from ..stats.paper_settings import PAPER_SETTINGS
 from ..training.dataset import ImageSet
 from ..training.devices import pick_device
@@ -180,7 +180,7 @@ def print_plan(params: Mapping[str, Any], measure: bool) -> None:
         print(f"  {key:<18} {value}")
     print(f"  per run: {work['train']:,.0f} training images, {work['inference']:,.0f} inference images")
     if measure:
-        per_arch = Counter(model.arch for model in declared_models(params))
+        per_arch = Counter(model.arch for model in declared_models(params) + seed_runs(params))  # repeats: seeds
         runs = {a: per_arch[a] for a in params["architectures"]}
         throughput = {a: measure_throughput(a, int(data["image_size"]), int(train["batch_size"]))
                       for a in params["architectures"]}

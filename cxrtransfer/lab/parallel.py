@@ -18,7 +18,7 @@ from typing import Sequence
 
 from ..errors import PipelineError
 from ..pipeline.config import check, load_params
-from ..pipeline.grid import declared_models, init_stages
+from ..pipeline.grid import declared_models, init_stages, seed_stages
 
 PARAMS = Path("params.yaml")  # what dvc.yaml's stages read: the grid comes from the same file
 
@@ -63,6 +63,7 @@ def parallel(args: argparse.Namespace) -> None:
     # The model stages of the grid: the init stages are independent of each other, and so are the
     # train and truncate stages once every init stage has run.
     inits, trains = init_stages(params), [model.stage for model in declared_models(params)]
+    trains += seed_stages(params)  # repeats with params seeds (the seed-0 items only write a note)
     # CPU workers share the cores: one thread each unless told otherwise (GPU workers: data loading only).
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     run_workers(inits, args.workers, gpus, dvc, threads)

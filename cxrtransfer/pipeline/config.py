@@ -126,6 +126,7 @@ TRUNCATION: dict[str, Key] = {"architectures": NAMES, "blocks": Key(list, items=
 # The top level: each stage requires the sections it reads (`check`), none is required here.
 TOP: dict[str, Key] = {name: replace(key, default=None) for name, key in {
     "model": Key(str), "architectures": NAMES,
+    "seeds": Key(list, items=int, minimum=0),   # training seeds, 0 first (pipeline.grid.training_seeds)
     "inits": Key(dict),                   # kind of init -> list of names (dvc.yaml has one stage group per kind)
     "synthetic": Key(dict), "source": Key(dict), "data": Key(dict), "split": Key(dict), "train": Key(dict),
     "overrides": Key(dict), "init": Key(dict), "pretrain": Key(dict), "bootstrap": Key(dict),
