@@ -28,7 +28,7 @@ class ImageSet:
 
     def batch(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 images (B, 1, S, S) and float targets/mask for positions into this set."""
-        x = torch.from_numpy(self.images[self.rows[positions]])
+        x = torch.from_numpy(np.take(self.images, self.rows[positions], axis=0))  # on a memmap: faster than [ ]
         return (x.unsqueeze(1), torch.from_numpy(self.targets[positions]), torch.from_numpy(self.mask[positions]))
 
 
@@ -82,7 +82,8 @@ class StagingBuffers:
         if [(b.shape, b.dtype) for b in buffers] != [(t.shape, t.dtype) for t in tensors]:
             buffers[:] = [torch.empty(t.shape, dtype=t.dtype, pin_memory=self.pin) for t in tensors]
         for buffer, tensor in zip(buffers, tensors):
-            buffer.copy_(tensor)
+            # numpy's memcpy: torch's copy_ splits 1.6 MB over its thread pool, 1000x slower on a busy host
+            np.copyto(buffer.numpy(), tensor.numpy())
         return buffers
 
     def copies_queued(self) -> None:
