@@ -81,9 +81,10 @@ def assign_lanes(stages: Mapping[str, tuple[int, float]], gpus: Sequence[str], m
 
 
 def _fill(lanes: list[Lane], stages: Mapping[str, tuple[int, float]]) -> list[Lane]:
-    """Longest stage first onto the least loaded lane (ties: the first lane, then the stage's name)."""
+    """Longest stage first onto the least loaded lane (ties: fewer stages, then the first lane; stages of
+    equal hours in name order)."""
     for stage in sorted(stages, key=lambda s: (-stages[s][1], s)):
-        lane = min(lanes, key=lambda ln: ln.hours)
+        lane = min(lanes, key=lambda ln: (ln.hours, len(ln.stages)))
         lane.stages.append(stage)
         lane.hours += stages[stage][1]
     return lanes

@@ -107,11 +107,14 @@ def parallel(args: argparse.Namespace) -> None:
     params = load_params(PARAMS)
     check(params, [], PARAMS)
     subprocess.run([*dvc, "repro", "split", "normalization", "preprocess_source"], check=True)
-    phases = assign_lanes(stage_costs(params, args.device), gpus, args.models_per_gpu, args.workers)
+    costs = stage_costs(params, args.device)
+    phases = assign_lanes(costs, gpus, args.models_per_gpu, args.workers)
     print(f"plan: {sum(len(ln.stages) for p in phases for ln in p)} model stages on "
           f"{len(gpus)} GPU(s) x {args.models_per_gpu} model(s) each" if gpus else f"on {args.workers} CPU workers")
     print(f"  expected hours: gpu-check's img/s on {args.device} where measured, else its FLOPs peak "
           f"({PEAKS[args.device][0] / 1e12:.0f} TFLOP/s)")
+    if not any(hours for _, hours in costs.values()):
+        print("  (no label file at data.root yet: hours unknown, stages spread evenly)")
     print("\n".join(plan_lines(phases)), flush=True)
     workers = max(len(p) for p in phases) if phases else args.workers
     # CPU workers share the cores: one thread each unless told otherwise (GPU workers: data loading only).

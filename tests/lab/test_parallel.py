@@ -25,6 +25,11 @@ def test_one_lane_per_gpu_longest_stage_first():
         (("0",), ["a", "d"], 4.0), (("1",), ["b", "c"], 4.0)]
 
 
+def test_stages_of_unknown_cost_are_spread_evenly():
+    [phase] = gpu_plan.assign_lanes({f"s{i}": (1, 0.0) for i in range(5)}, ["0", "1"])
+    assert [lane.stages for lane in phase] == [["s0", "s2", "s4"], ["s1", "s3"]]
+
+
 def test_packing_puts_several_models_on_each_gpu():
     stages = {f"s{i}": (1, 1.0) for i in range(8)}
     [phase] = gpu_plan.assign_lanes(stages, ["0", "1"], models_per_gpu=4)
