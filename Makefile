@@ -78,8 +78,9 @@ rehearsal: install
 
 # On a lent GPU machine (no install, no DVC; ../shared/gpu-machine.md): its python3 with the checkout on
 # PYTHONPATH measures the training path on the GPU into benchmarks/results/gpu-<device>.json.
+GPU_CHECK_OUT ?= benchmarks/results
 gpu-check:
-	PYTHONPATH=. python3 -m cxrtransfer gpu-check --out benchmarks/results
+	PYTHONPATH=. python3 -m cxrtransfer gpu-check --out "$(GPU_CHECK_OUT)"
 
 # The model stages on every visible GPU (or GPUS=0,1,...), MODELS_PER_GPU at a time on each; without GPUs
 # on WORKERS CPU workers. Then the study-level stages.

@@ -444,7 +444,8 @@ def time_to_paper(throughput: dict[str, float], packed: dict[str, Any], device_n
     peak_name = peak_for(device_name)
     peak, _, source = PEAKS[peak_name]
     ideal = sum(n * images * training_gflop(a, paper_value("data.image_size")) * 1e9 for a, n in runs.items()) / peak / 3600
-    record: dict[str, Any] = {"peak": peak_name, "peak_tflops": peak / 1e12, "peak_source": source,
+    record: dict[str, Any] = {"peak": peak_name, "peak_matched": PEAKS[peak_name][1] in re.sub(r"[^a-z0-9]+", "-", device_name.lower()),
+                              "peak_tflops": peak / 1e12, "peak_source": source,
                               "ideal_hours": round(ideal, 2), "runs": runs, "images_per_run": images}
     if set(runs) <= set(throughput):
         alone = sum(n * images / throughput[a] for a, n in runs.items()) / 3600

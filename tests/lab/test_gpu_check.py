@@ -59,6 +59,7 @@ def test_time_to_paper_against_the_flops_ideal():
     record = gpu_check.time_to_paper(throughput, {}, "NVIDIA H200")
     runs = {a: 2 + 4 * (a in ("densenet121", "mnasnet", "resnet18", "efficientnet_b0")) for a in archs}
     assert record["runs"] == runs and record["peak"] == "h200" and record["images_per_run"] == 3 * 223_414
+    assert record["peak_matched"] is True and gpu_check.time_to_paper({}, {}, "Tesla T4")["peak_matched"] is False
     flop = sum(n * 3 * 223_414 * table.loc[(a, 320), "training_gflop"] * 1e9 for a, n in runs.items())
     assert record["ideal_hours"] == pytest.approx(flop / 989.4e12 / 3600, abs=0.01)
     assert record["expected_hours"] == pytest.approx(48 * 3 * 223_414 / 1000 / 3600, abs=0.01)
