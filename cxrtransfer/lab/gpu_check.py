@@ -194,25 +194,38 @@ def run_checks(work: Path, device: torch.device, sizes: Sizes, log: Callable[[st
     log(f"{len(data)} synthetic images at {sizes.image_size} px on {device}")
     record["sync_free"] = sync_check(data, policies, device, sizes)
     log(f"sync_free: {record['sync_free']}")
-    record["throughput"] = {}
+    record["throughput"], record["errors"] = {}, {}
     for arch in sizes.architectures:
-        rate, model, layout = timed_steps(arch, data, policies, device, sizes)
+        try:
+            rate, model, layout = timed_steps(arch, data, policies, device, sizes)
+        except Exception as error:  # noqa: BLE001 - one architecture's failure (e.g. out of memory) is a result
+            record["errors"][f"throughput/{arch}"] = f"{type(error).__name__}: {error}"[:300]
+            log(f"  {arch:<16} failed: {record['errors'][f'throughput/{arch}']}")
+            continue
         record["throughput"][arch] = round(rate, 1)
         log(f"  {arch:<16} {rate:9.1f} img/s")
         if arch == "resnet18":
             record["evaluation"] = evaluation_check(model, layout, data, device, arch)
         del model
-    record["fit"] = fit_check(data, policies, device, sizes, work / "state")
+    record["fit"] = guarded(lambda: fit_check(data, policies, device, sizes, work / "state"))
     record["train_stage"] = train_stage_check(work, device, sizes)
     log(f"train_stage: {record['train_stage']}")
     record["ddp"] = ddp_check(saved, work, sizes)
     log(f"ddp: {record['ddp']}")
     record["packed"] = packed_check(record["throughput"], saved, work, sizes, started + sizes.budget_seconds, log)
-    record["time_to_paper"] = time_to_paper(record["throughput"], record["packed"],
-                                            record["device"].get("name", "cpu"))
+    record["time_to_paper"] = guarded(lambda: time_to_paper(record["throughput"], record["packed"],
+                                                            record["device"].get("name", "cpu")))
     log(f"time_to_paper: {record['time_to_paper']}")
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
+
+
+def guarded(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A check's record, or its failure as {"ok": false, "error": ...}: the other checks still report."""
+    try:
+        return check()
+    except Exception as error:  # noqa: BLE001 - recorded, and the JSON is still written
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
 
 
 def result_name(record: dict[str, Any]) -> str:
@@ -308,11 +321,17 @@ def packed_rate(arch: str, data: Path, work: Path, sizes: Sizes) -> float:
     longer = Sizes(**{**asdict(sizes), "steps": 2 * sizes.steps})
     procs = [subprocess.Popen([sys.executable, *worker_command("packed", data, folder, longer, arch)], env=worker_env())
              for _ in range(sizes.packed)]
-    while len(list(folder.glob("ready-*"))) < sizes.packed and all(p.poll() is None for p in procs):
-        time.sleep(0.01)
-    (folder / "go").touch()
-    if any(p.wait(timeout=300) != 0 for p in procs):
-        raise PipelineError(f"a packed {arch} process failed (exit codes {[p.returncode for p in procs]})")
+    try:
+        while len(list(folder.glob("ready-*"))) < sizes.packed and all(p.poll() is None for p in procs):
+            time.sleep(0.01)
+        (folder / "go").touch()
+        if any(p.wait(timeout=300) != 0 for p in procs):
+            raise PipelineError(f"a packed {arch} process failed (exit codes {[p.returncode for p in procs]})")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:  # a timeout: none of the check's processes outlives it
+                proc.kill()
+                proc.wait()
     return sum(json.loads(f.read_text())["images_per_second"] for f in folder.glob("rate-*.json"))
 
 
@@ -321,10 +340,14 @@ def packed_check(throughput: dict[str, float], data: Path, work: Path, sizes: Si
     """Packed img/s per architecture beside the single process's, until `deadline` (perf_counter)."""
     rows: dict[str, Any] = {}
     for arch in sizes.architectures:
-        if time.perf_counter() > deadline:
-            rows[arch] = {"skipped": "time budget"}
+        if time.perf_counter() > deadline or arch not in throughput:
+            rows[arch] = {"skipped": "time budget" if arch in throughput else "no single-process figure"}
             continue
-        rate = packed_rate(arch, data, work, sizes)
+        try:
+            rate = packed_rate(arch, data, work, sizes)
+        except (PipelineError, subprocess.TimeoutExpired) as error:
+            rows[arch] = {"error": str(error)[:300]}
+            continue
         rows[arch] = {"processes": sizes.packed, "images_per_second": round(rate, 1),
                       "ratio_to_one_process": round(rate / throughput[arch], 3)}
         log(f"  packed x{sizes.packed} {arch:<16} {rate:9.1f} img/s ({rows[arch]['ratio_to_one_process']:.2f} x alone)")

@@ -31,6 +31,7 @@ def test_dry_run_measures_every_section_on_the_cpu(tmp_path):
     assert (tmp_path / "gpu-cpu-dry-run.log").read_text().count("img/s") == 2
     assert record["schema"] == gpu_check.SCHEMA and record["dry_run"] is True and record["device"]["type"] == "cpu"
     assert set(record["throughput"]) == {"resnet18", "mobilenet_v3"} and min(record["throughput"].values()) > 0
+    assert record["errors"] == {}
     assert record["sync_free"] == {"checked": False, "ok": None, "error": None}  # nothing to check without CUDA
     # No autocast on the CPU: the fp32 predictions and the autocast path must agree exactly.
     assert record["evaluation"]["autocast"] == "None" and record["evaluation"]["max_abs_difference"] == 0.0
