@@ -50,13 +50,14 @@ def gpu_hours(plan_architectures: Sequence[str], runs_per_arch: Mapping[str, int
     return seconds / 3600.0
 
 
-def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int = 3) -> float:
+def measure_throughput(arch: str, image_size: int, batch_size: int, steps: int = 20) -> float:
     """Training images/s of one architecture on this machine's device: gpu-check's timed steps (the loop's
-    own step with prefetch, after a warm-up step) on one batch of random images."""
+    own step with prefetch, after 3 warm-up steps: cuDNN's kernel choice, the allocator) on one batch of
+    random images; 20 steps, as 3 would time mostly launch jitter on a GPU."""
     images = np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size), dtype=np.uint8)
     zeros = np.zeros((batch_size, 6), dtype=np.float32)
     data = ImageSet(images, np.arange(batch_size), zeros, zeros + 1)
-    sizes = Sizes(image_size, batch_size, steps=steps, warmup=1, patients=0, architectures=(arch,))
+    sizes = Sizes(image_size, batch_size, steps=steps, warmup=3, patients=0, architectures=(arch,))
     return timed_steps(arch, data, ["ones"] * 6, pick_device(), sizes)[0]
 
 
