@@ -18,7 +18,7 @@ from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.stats import bootstrap, comparisons, paper, predictions
+from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, readers
 from cxrtransfer.stats.significance import add_holm
 
 
@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "truncation_efficiency": comparisons.truncation_efficiency(truncation, models, settings["confidence"]),
         "paper_source": paper.PAPER_SOURCE,
     }
+    metrics.update(readers.study_extras(args.ensemble, result, scores, list(labels["study"]), targets, weights,
+                                        settings["replicates"], settings["seed"], clusters))
     plot = models[["model", "arch", "init", "family", "truncate", "params"]].copy()
     plot["mean_auc"] = [summary[m]["mean_auc"] for m in plot["model"]]
     plot["ci_low"] = [summary[m]["mean_auc_ci_low"] for m in plot["model"]]

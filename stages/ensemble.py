@@ -17,12 +17,14 @@ from typing import Sequence
 
 import pandas as pd
 
+from cxrtransfer.data import external
 from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, write_json
 from cxrtransfer.pipeline import config as schema
 from cxrtransfer.pipeline.grid import declared_models
 from cxrtransfer.stats import predictions as inputs
+from cxrtransfer.stats import readers as extras
 from cxrtransfer.stats.auc import auroc_matrix
 
 
@@ -36,6 +38,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="folder for the ensembled predictions")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON")
     return parser.parse_args(argv)
+
+
+def outside_inputs(params: dict, source: Path, tasks: list[str], studies: list[str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """External models (table, predictions) and reader reads that params `external` / `readers` name,
+    checked against the test studies; an absent section means none."""
+    settings = {name: schema.check_section(params.get(name) or {}, name, schema.SECTIONS[name], source)
+                for name in ("external", "readers")}
+    models, predictions = external.read_external_models(settings["external"]["dir"], settings["external"]["models"],
+                                                        tasks, settings["external"]["tasks"] or tasks, studies)
+    reads = external.read_readers(settings["readers"]["dir"], settings["readers"]["files"], tasks, studies)
+    return models, predictions, reads
+
+
+def outside_scores(models: pd.DataFrame, predictions: pd.DataFrame, tasks: list[str]
+                   ) -> tuple[dict, dict]:
+    """model -> scores (studies in the labels' order, tasks) and model -> the tasks it has."""
+    scores = {name: predictions[predictions["model"] == name][tasks].to_numpy(float) for name in models["model"]}
+    return scores, {name: has.split(";") for name, has in zip(models["model"], models["tasks"])}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -59,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = inputs.study_labels(args.index, test, tasks)
     targets, weights = inputs.label_arrays(labels, tasks)
     inputs.check_both_classes(targets, weights, tasks, args.index)
+    outside = outside_inputs(params, args.params, tasks, list(labels["study"]))   # checked before any output
 
     rows, frames = [], []
     for model, folder in zip(declared, folders):
@@ -81,10 +103,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                        "checkpoints": row["checkpoints"]}
         for m, row in models.iterrows()}}
 
+    metrics["external"] = extras.external_point_aucs(*outside_scores(*outside[:2], tasks), tasks, targets, weights)
+
     with atomic_dir(args.out) as tmp:
         predictions.to_csv(tmp / "test_predictions.csv", index=False)
         labels.to_csv(tmp / "test_labels.csv", index=False)
         models.to_csv(tmp / "models.csv", index=False)
+        for frame, name in zip(outside, (extras.EXTERNAL_MODELS_FILE, extras.EXTERNAL_PREDICTIONS_FILE, extras.READERS_FILE)):
+            frame.to_csv(tmp / name, index=False)
     write_json(args.metrics, metrics)
     best = models["model"].iloc[int(aucs.mean(axis=1).argmax())]
     print(f"ensemble: {len(models)} model(s) on {len(labels)} test studies; best mean AUC {aucs.mean(axis=1).max():.4f} ({best})")

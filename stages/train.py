@@ -2,7 +2,8 @@
 
 Writes the top-k checkpoints (safetensors), validation and test predictions of every kept checkpoint,
 model.json (what was trained, with the effective configuration) and a small metrics JSON.
-With train.devices > 1 the script relaunches itself under torchrun (DistributedDataParallel).
+With train.devices > 1 the script relaunches itself under torchrun (DistributedDataParallel); the ranks
+share the global batch train.batch_size.
 """
 
 from __future__ import annotations

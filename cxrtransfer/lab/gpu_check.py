@@ -369,8 +369,9 @@ def ddp_worker(args: argparse.Namespace) -> None:
         data, policies = load_training_set(args.data)
         batch = json.loads(args.sizes)["batch_size"]
         layout = layouts.ChexpertLayout(policies)
-        config = loop.FitConfig(epochs=1, batch_size=batch, lr=1e-4, eval_every_images=2 * batch * world, top_k=1,
-                                max_images=4 * batch * world, sync_batchnorm=backend == "nccl")
+        # train.batch_size is the global batch (the paper's 16 over the ranks): four steps, two evaluations
+        config = loop.FitConfig(epochs=1, batch_size=batch, lr=1e-4, eval_every_images=2 * batch, top_k=1,
+                                max_images=4 * batch, sync_batchnorm=backend == "nccl")
         result = loop.fit(architectures.build_model("resnet18", layout.width, seed=0), layout, data, data,
                           lambda p: (float(p.mean()), {}), config, args.out / f"state-{rank}", "gpu-check-ddp",
                           device=device, log=lambda _: None, normalization=architectures.normalization("resnet18"))

@@ -111,6 +111,26 @@ def print_table(rows: Sequence[tuple[str, Any, Any, str, str]]) -> None:
         print(f"  {setting:<25} {short(value):<30} {short(paper_value):<30} {source:<18} {status}")
 
 
+def global_batches(params: Mapping[str, Any], config_path: Path) -> dict[str, tuple[int, int]]:
+    """(global batch, DDP processes) of each architecture: train.* with overrides.<arch> applied
+    (train.batch_size is the global batch; the params check refuses a split that does not divide)."""
+    trains = {arch: schema.check(params, ["train"], config_path, arch=arch)["train"] for arch in params["architectures"]}
+    return {arch: (int(train["batch_size"]), int(train["devices"])) for arch, train in trains.items()}
+
+
+def check_global_batch(params: Mapping[str, Any], config_path: Path) -> list[str]:
+    """Print each architecture's global batch and its split over processes; name those that are not the paper's."""
+    paper_batch = next(value for setting, value, _ in PAPER_SETTINGS if setting == "train.batch_size")
+    batches = global_batches(params, config_path)
+    split = {f"{devices} x {batch // devices}" for batch, devices in batches.values()}
+    print(f"global batch per architecture (processes x per-process batch): {', '.join(sorted(split))}")
+    differs = [f"global batch of {arch} ({batch})" for arch, (batch, _) in batches.items() if batch != paper_batch]
+    for arch, (batch, devices) in batches.items():
+        if batch != paper_batch or devices > 1:
+            print(f"  {arch:<18} {batch} = {devices} x {batch // devices}  {'DIFFERS' if batch != paper_batch else 'ok'}")
+    return differs
+
+
 def paper_params(config_path: Path, data_root: Path) -> dict[str, Any]:
     """The complete paper params file with data.root set, every param checked."""
     params = schema.load_params(config_path)
@@ -127,7 +147,7 @@ def paper(args: argparse.Namespace) -> None:
     rows = settings_table(params)
     print(f"paper configuration from {config_path} (data root {args.data_root}):")
     print_table(rows)
-    differs = [row[0] for row in rows if row[4] == "DIFFERS"]
+    differs = [row[0] for row in rows if row[4] == "DIFFERS"] + check_global_batch(params, config_path)
     if differs and not args.allow_deviations:
         raise InputError(f"{differs} differ from the paper's values (--allow-deviations to run anyway)", config_path)
     print_plan(params, args.measure, args.device)

@@ -28,6 +28,7 @@ def test_rehearsal_params_differ_from_the_paper_only_in_the_scale_knobs():
         "synthetic.train_patients", "synthetic.valid_patients", "synthetic.test_patients",
         "bootstrap.compare",                                     # pairs among the rehearsed models
         "data.root", "data.test_groundtruth", "synthetic.height", "synthetic.width", "synthetic.labels",  # the dataset
+        "readers.dir",                                           # the synthetic test set's stand-in readers
         "train.device"}                                          # CPU (weights/ is the paper's folder)
     assert params["synthetic"]["height"] == 320 and params["synthetic"]["width"] == 390
     assert params["synthetic"]["labels"] == "real" and params["bootstrap"]["compare"] == []

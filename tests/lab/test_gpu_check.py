@@ -43,8 +43,9 @@ def test_dry_run_measures_every_section_on_the_cpu(tmp_path):
     assert stage["ok"] is True and stage["kept_checkpoints"] == 1 and stage["device"] == "cpu", stage
     assert set(stage["seconds"]) == {"preprocess", "split", "normalization", "init", "train"}
     ddp = record["ddp"]
-    # the dry run's 21 synthetic images hold two global batches of 2 x 4: one epoch is 16 images
-    assert ddp["ok"] is True and ddp["world"] == 2 and ddp["backend"] == "gloo" and ddp["images"] == 16, ddp
+    # the global batch split over 2 ranks, four steps with two evaluations
+    assert ddp["ok"] is True and ddp["world"] == 2 and ddp["backend"] == "gloo", ddp
+    assert ddp["images"] == 4 * batch and ddp["evaluations"] == 2, ddp
     assert set(record["packed"]) == {"resnet18", "mobilenet_v3"}
     for row in record["packed"].values():
         assert row["processes"] == gpu_check.DRY_SIZES.packed and row["images_per_second"] > 0

@@ -151,3 +151,34 @@ def test_plan_prints_the_grid_flops_and_ideal_hours(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ideal at a100-sxm peak 312 TFLOP/s" in out and "resnet18 21.7" in out
     assert not (tmp_path / "params.yaml").exists()  # --plan changes nothing
+
+
+def test_the_global_batch_counts_each_architectures_processes(tmp_path, capsys):
+    """train.batch_size is the global batch: two processes of 8 keep the paper's 16; an override of the
+    batch to 32 over 2 processes (16 each, the old per-process meaning) is a different experiment."""
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    config["overrides"]["resnet50"]["devices"] = 2
+    path = tmp_path / "paper.yaml"
+    assert paper.check_global_batch(config, path) == []
+    out = capsys.readouterr().out
+    assert "1 x 16, 2 x 8" in out and "resnet50" in out and "16 = 2 x 8" in out and "DIFFERS" not in out
+    config["overrides"]["densenet121"].update(batch_size=32, devices=2)
+    assert paper.check_global_batch(config, path) == ["global batch of densenet121 (32)"]
+    assert "densenet121        32 = 2 x 16  DIFFERS" in capsys.readouterr().out
+    config["overrides"]["densenet121"].update(batch_size=16, devices=3)
+    with pytest.raises(InputError, match="overrides.densenet121.devices 3 processes"):
+        paper.check_global_batch(config, path)
+
+
+def test_a_paper_config_with_a_per_process_batch_is_refused(tmp_path, capsys):
+    root = tmp_path / "chexpert" / "CheXpert-v1.0-small"
+    root.mkdir(parents=True)
+    (root / "train.csv").write_text("Frontal/Lateral\nFrontal\n")
+    (root / "valid.csv").write_text("Frontal/Lateral\nFrontal\n")
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    config["train"].update(batch_size=64, devices=4)   # 16 per process: a global batch of 64
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=r"global batch of densenet121 \(64\)"):
+        cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(tmp_path / "params.yaml"),
+                  "--config", str(tmp_path / "paper.yaml")])
+    assert "4 x 16" in capsys.readouterr().out
