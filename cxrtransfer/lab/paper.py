@@ -172,13 +172,13 @@ def time_to_paper(runs: Mapping[str, int], work: Mapping[str, float], image_size
     lines = [f"  training GFLOP per image at {image_size} px (forward + backward, FlopCounterMode): "
              + ", ".join(f"{a} {training_gflop(a, image_size):.1f}" for a in runs),
              f"  grid: {total:.3e} FLOP (truncated models counted at full-model cost)",
-             f"  ideal at {device} peak {peak / 1e12:.0f} TFLOP/s ({source}): {ideal:,.1f} device-hours"]
+             f"  ideal at {device} peak {peak / 1e12:.0f} TFLOP/s ({source}): {ideal:,.2f} device-hours"]
     rates, path = measured_rates(device, results)
     if path is None or not set(runs) <= set(rates):
         lines.append(f"  no gpu-check img/s for every architecture on {device} in {results}: no expected hours")
         return lines
     expected = gpu_hours(list(runs), runs, rates, work)
-    lines.append(f"  expected at gpu-check's img/s ({path}): {expected:,.1f} device-hours, "
+    lines.append(f"  expected at gpu-check's img/s ({path}): {expected:,.2f} device-hours, "
                  f"{expected / ideal:.1f} x the ideal")
     return lines
 

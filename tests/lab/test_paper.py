@@ -132,13 +132,13 @@ def test_time_to_paper_from_flops_and_measured_rates(tmp_path):
                 for a, n in runs.items())
     ideal = total / 989.4e12 / 3600  # H200: 1,979 TFLOPS bf16 with sparsity on its datasheet, half dense
     lines = paper.time_to_paper(runs, work, 320, "h200", results=tmp_path)
-    assert f"{total:.3e} FLOP" in lines[1] and f"{ideal:,.1f} device-hours" in lines[2] and "989 TFLOP/s" in lines[2]
+    assert f"{total:.3e} FLOP" in lines[1] and f"{ideal:,.2f} device-hours" in lines[2] and "989 TFLOP/s" in lines[2]
     assert "no gpu-check img/s" in lines[3]
     # gpu-check's record for that device: hours = runs x (train / rate + inference / (3 x rate))
     (tmp_path / "gpu-nvidia-h200.json").write_text('{"dry_run": false, "throughput": {"resnet18": 2000, "mnasnet": 500}}')
     expected = (3 * (1000 / 2000 + 300 / 6000) + (1000 / 500 + 300 / 1500)) / 3600
     last = paper.time_to_paper(runs, work, 320, "h200", results=tmp_path)[-1]
-    assert f"{expected:,.1f} device-hours" in last and f"{expected / ideal:.1f} x the ideal" in last
+    assert f"{expected:,.2f} device-hours" in last and f"{expected / ideal:.1f} x the ideal" in last
 
 
 def test_plan_prints_the_grid_flops_and_ideal_hours(tmp_path, capsys):
