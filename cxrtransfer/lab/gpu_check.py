@@ -53,6 +53,7 @@ from ..models import architectures
 from ..pipeline.grid import declared_models
 from ..stats.paper_settings import paper_value
 from ..training import dataset, devices, layouts, loop
+from ..training.distributed import Distributed
 from .gpu_plan import PEAKS, training_gflop
 
 SCHEMA = 2
@@ -105,28 +106,28 @@ def synthetic_training_set(folder: Path, sizes: Sizes) -> tuple[dataset.ImageSet
 def timed_steps(arch: str, data: dataset.ImageSet, policies: list[str], device: torch.device, sizes: Sizes,
                 around: contextlib.AbstractContextManager | None = None
                 ) -> tuple[float, torch.nn.Module, layouts.ChexpertLayout]:
-    """Training images/s of `arch` over sizes.steps steps of the loop's own step with prefetch; `around`
-    wraps the timed steps."""
+    """Training images/s of `arch` over sizes.steps steps of the loop's own step with prefetch, on the
+    trainer fit() prepares (its device tuning, optimizer and precision); `around` wraps the timed steps."""
     layout = layouts.ChexpertLayout(policies)
-    model = architectures.build_model(arch, layout.width, seed=0).to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    precision, norm = devices.Precision.for_device(device), architectures.normalization(arch)
+    norm = architectures.normalization(arch)
+    config = loop.FitConfig(epochs=1, batch_size=sizes.batch_size, lr=1e-4, eval_every_images=sizes.batch_size,
+                            top_k=1)
+    t = loop.prepare(architectures.build_model(arch, layout.width, seed=0), layout, data, config, device, norm,
+                     Distributed(), log=lambda _: None)
+    t.model.train()
     order = np.random.default_rng(0).permutation(len(data))
     batches = [data.batch(order[np.arange(i * sizes.batch_size, (i + 1) * sizes.batch_size) % len(data)])
                for i in range(sizes.warmup + sizes.steps)]
     step = iter(dataset.prefetched(iter(batches), device, norm))
     for _ in range(sizes.warmup):
-        loop.train_step(model, layout, optimizer, next(step), device, norm, precision)
+        loop.train_step(t.net, layout, t.optimizer, next(step), device, norm, t.precision)
     synchronize(device)
     started = time.perf_counter()
     with around or contextlib.nullcontext():
         for _ in range(sizes.steps):
-            loop.train_step(model, layout, optimizer, next(step), device, norm, precision)
+            loop.train_step(t.net, layout, t.optimizer, next(step), device, norm, t.precision)
     synchronize(device)
-    return sizes.steps * sizes.batch_size / (time.perf_counter() - started), model, layout
+    return sizes.steps * sizes.batch_size / (time.perf_counter() - started), t.model, layout
 
 
 @contextlib.contextmanager
