@@ -32,7 +32,8 @@ def expected_keys() -> set[str]:
     train, prep = sizes["train"], sizes["preprocess"]
     keys = {f"train/{a}/{s}px" for a in train.archs for s in train.image_sizes}
     keys |= {f"eval/{a}/{train.image_sizes[0]}px" for a in train.archs}
-    keys |= {f"preprocess/{c.key}" for c in prep.cases}
+    keys |= {f"preprocess/{c.key}" for c in prep.cases} | {f"decode/{c.key}" for c in prep.cases}
+    keys.add(f"host/{sizes['host'].image_size}px")
     return keys | {"bootstrap", "real-labels"} | set(pipeline.KEYS.values())
 
 

@@ -149,6 +149,35 @@ def test_a_config_that_differs_from_the_paper_is_refused(tmp_path, capsys):
     assert "resnet18.lr" in capsys.readouterr().out and not params.exists()
 
 
+def test_time_to_paper_from_flops_and_measured_rates(tmp_path):
+    from cxrtransfer.models.flops import read_flops_table  # the committed table (tests/models/test_flops.py)
+    table = read_flops_table()
+    runs, work = {"resnet18": 3, "mnasnet": 1}, {"train": 1000.0, "inference": 300.0}
+    total = sum(n * 1e9 * (1000 * table.loc[(a, 320), "training_gflop"] + 300 * table.loc[(a, 320), "forward_gflop"])
+                for a, n in runs.items())
+    ideal = total / 989.4e12 / 3600  # H200: 1,979 TFLOPS bf16 with sparsity on its datasheet, half dense
+    lines = paper.time_to_paper(runs, work, 320, "h200", results=tmp_path)
+    assert f"{total:.3e} FLOP" in lines[1] and f"{ideal:,.2f} device-hours" in lines[2] and "989 TFLOP/s" in lines[2]
+    assert "no gpu-check img/s" in lines[3]
+    # gpu-check's record for that device: hours = runs x (train / rate + inference / (3 x rate))
+    (tmp_path / "gpu-nvidia-h200.json").write_text('{"dry_run": false, "throughput": {"resnet18": 2000, "mnasnet": 500}}')
+    expected = (3 * (1000 / 2000 + 300 / 6000) + (1000 / 500 + 300 / 1500)) / 3600
+    last = paper.time_to_paper(runs, work, 320, "h200", results=tmp_path)[-1]
+    assert f"{expected:,.2f} device-hours" in last and f"{expected / ideal:.1f} x the ideal" in last
+
+
+def test_plan_prints_the_grid_flops_and_ideal_hours(tmp_path, capsys):
+    root = tmp_path / "chexpert" / "CheXpert-v1.0-small"
+    root.mkdir(parents=True)
+    (root / "train.csv").write_text("Frontal/Lateral\n" + "Frontal\n" * 10)
+    (root / "valid.csv").write_text("Frontal/Lateral\nFrontal\n")
+    cli.main(["paper", "--data-root", str(tmp_path / "chexpert"), "--params", str(tmp_path / "params.yaml"),
+              "--config", str(REPO / "configs" / "paper.yaml"), "--plan", "--device", "a100-sxm"])
+    out = capsys.readouterr().out
+    assert "ideal at a100-sxm peak 312 TFLOP/s" in out and "resnet18 21.7" in out
+    assert not (tmp_path / "params.yaml").exists()  # --plan changes nothing
+
+
 def test_the_global_batch_counts_each_architectures_processes(tmp_path, capsys):
     """train.batch_size is the global batch: two processes of 8 keep the paper's 16; an override of the
     batch to 32 over 2 processes (16 each, the old per-process meaning) is a different experiment."""
