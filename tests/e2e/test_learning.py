@@ -2,10 +2,12 @@
 bugs it claims to catch do not reach.
 
 This runs the real stage code (synthesize, preprocess, split, init, train, ensemble) on a set small enough
-for CI, then plants each bug (a wrong label column, wrong uncertainty policies, targets shuffled across
-images) and requires it to fall below the floor. Input normalization is NOT caught here: the planted
-"pixels fed as 0..255" bug scored 0.681, above the correct run (BatchNorm after the first convolution
-absorbs an affine input change); tests/models/test_normalization.py checks the statistics per init instead.
+for CI, then plants each bug it catches (a wrong label column, targets shuffled across images) and
+requires it to fall below the floor. Two plausible bugs are NOT caught here, measured and stated: wrong
+uncertainty policies (0.636 and 0.658 on two versions of the loop, against 0.665 and 0.664 correct: within
+the run-to-run spread of one seed) and input normalization (pixels fed as 0..255: 0.681; BatchNorm after
+the first convolution absorbs an affine input change). Their unit tests catch them:
+tests/data/test_chexpert.py::test_every_uncertainty_policy and tests/models/test_normalization.py.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from stages import train as train_stage
 
 TASKS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion", "No Finding"]
 # Measured on this configuration (resnet18 from random init, 3 epochs over 578 images at 48 px, seed 0,
-# requirements.lock, 2-core AMD EPYC build machine; the same bytes on two runs): correct code 0.665;
-# planted bugs: wrong label column 0.570, wrong policies 0.636, shuffled targets 0.544 (and the normalization
-# bug 0.681, which no floor can separate). Chance is 0.5 with a standard deviation of about 0.025 for a
-# six-task mean here. The floor sits between the correct run and the closest bug: 0.020 below the first,
-# 0.009 above the second. Training is not bit-reproducible across CPU types (README "Reproducibility"):
-# a machine that lands below it needs the floor re-derived from these planted bugs, not lowered to pass.
-MIN_MEAN_AUROC = 0.645
+# requirements.lock, 2-core AMD EPYC build machine), on the branch's base and again with issue 24's DDP loss
+# merged (its vectorized loss rounds differently, so the same seed trains a different model):
+#   correct code 0.665 / 0.664; wrong label column 0.570 / 0.569; shuffled targets 0.544 / 0.535;
+#   wrong policies 0.636 / 0.658 and 0..255 inputs 0.681 (not separable: see the docstring).
+# Chance is 0.5 with a standard deviation of about 0.025 for a six-task mean here. The floor sits about
+# halfway between the correct runs and the closest caught bug: 0.044 below the first, 0.050 above the second.
+# Training is not bit-reproducible across CPU types (README "Reproducibility"): re-derive the floor from the
+# planted bugs (each prints its result) rather than lowering it to pass.
+MIN_MEAN_AUROC = 0.62
 
 
 def _params(root: Path) -> dict:
@@ -109,9 +113,6 @@ def _wrap_targets(monkeypatch, change) -> None:
     monkeypatch.setattr(dataset, "policy_targets", planted)
 
 
-WRONG_POLICY = {"ones": "zeros", "zeros": "ones", "multiclass": "ones", "ignore": "ones"}
-
-
 def _shuffle(targets, mask):
     order = np.random.default_rng(0).permutation(len(targets))
     return targets[order], mask[order]
@@ -120,13 +121,13 @@ def _shuffle(targets, mask):
 PLANTED_BUGS = {
     # each task trained on its neighbour's label column
     "wrong label column": lambda mp: _wrap_targets(mp, {"before": lambda r, p: (np.roll(r, 1, axis=1), p)}),
-    # uncertain cells given the other class (ones <-> zeros, multiclass read as ones)
-    "wrong policy": lambda mp: _wrap_targets(mp, {"before": lambda r, p: (r, [WRONG_POLICY[x] for x in p])}),
     # targets of training images permuted: labels no longer belong to their images
     "shuffled targets": lambda mp: _wrap_targets(mp, {"after": _shuffle}),
 }
-# Measured and left out: pixels fed in 0..255 (normalization.for_init returning mean 0, std 1/255) scored
-# 0.681, above the correct run; see the module docstring.
+# Measured and left out (see the docstring), planted as:
+# - wrong policies: _wrap_targets(mp, {"before": lambda r, p: (r, [wrong[x] for x in p])}) with wrong =
+#   {"ones": "zeros", "zeros": "ones", "multiclass": "ones"}: uncertain cells given the other class;
+# - 0..255 inputs: mp.setattr(train_stage.normalization, "for_init", lambda *a: (((0.0,) * 3, (1 / 255,) * 3), "x")).
 
 
 @pytest.mark.slow
