@@ -61,9 +61,13 @@ weights: install
 clean-state:
 	rm -rf .state
 
-# The paper's configuration on real CheXpert (GPUs): prints stages, models and estimated device-hours first.
+# The paper's configuration on real CheXpert (GPUs): prints stages, models, FLOPs and device-hours first, then
+# trains on every visible GPU, MODELS_PER_GPU at a time on each. Two processes: the measuring one (and its
+# CUDA context) is gone before the workers start.
+MODELS_PER_GPU ?= 1
 paper: install
-	cxrtransfer paper --data-root "$(DATA_ROOT)" --measure --run
+	cxrtransfer paper --data-root "$(DATA_ROOT)" --measure
+	cxrtransfer parallel --models-per-gpu $(MODELS_PER_GPU)
 
 # The paper configuration rehearsed on CPU in a new folder (never this checkout): configs/paper.yaml changed
 # only by named scale knobs, full-size synthetic CheXpert with real label rows, through report, then checked.
@@ -74,13 +78,15 @@ rehearsal: install
 
 # On a lent GPU machine (no install, no DVC; ../shared/gpu-machine.md): its python3 with the checkout on
 # PYTHONPATH measures the training path on the GPU into benchmarks/results/gpu-<device>.json.
+GPU_CHECK_OUT ?= benchmarks/results
 gpu-check:
-	PYTHONPATH=. python3 -m cxrtransfer gpu-check --out benchmarks/results
+	PYTHONPATH=. python3 -m cxrtransfer gpu-check --out "$(GPU_CHECK_OUT)"
 
-# The model stages on WORKERS local workers, one GPU each (GPUS=0,1,...), then the study-level stages.
+# The model stages on every visible GPU (or GPUS=0,1,...), MODELS_PER_GPU at a time on each; without GPUs
+# on WORKERS CPU workers. Then the study-level stages.
 WORKERS ?= 2
 parallel: install
-	cxrtransfer parallel --workers $(WORKERS) --gpus "$(GPUS)"
+	cxrtransfer parallel --workers $(WORKERS) --gpus "$(GPUS)" --models-per-gpu $(MODELS_PER_GPU)
 
 # The model stages as SLURM jobs (one per stage) and the study as one job after them: README "SLURM".
 # Resources: SLURM_ARGS="--partition gpu --gpus-per-job 1 --cpus-per-job 8 --mem 32G --time 24:00:00".

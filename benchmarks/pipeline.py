@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from cxrtransfer.pipeline.grid import declared_models
+from cxrtransfer.pipeline.grid import declared_models, training_seeds
 
 from .common import row, skipped
 from .tiny_pipeline import make_repo, ran, sh
@@ -33,8 +33,11 @@ def skipped_rows(reason: str) -> list[dict[str, Any]]:
 
 
 def expected_reruns(params: dict[str, Any], arch: str) -> set[str]:
-    """The stages a seed change of `arch` must rerun: its train_<kind>@ (and truncate@) stages, then the study stages."""
-    return {model.stage for model in declared_models(params, selected=arch)} | set(STUDY_STAGES)
+    """The stages a seed change of `arch` must rerun: its train_<kind>@ (and truncate@) stages and their seed
+    repeats (params seeds), then the study stages."""
+    models = declared_models(params, selected=arch)
+    repeats = {model.seed_stage(seed) for model in models for seed in training_seeds(params)}  # seed-0 items too
+    return {model.stage for model in models} | repeats | set(STUDY_STAGES)
 
 
 def pick_architecture(params: dict[str, Any]) -> str:

@@ -1,10 +1,11 @@
 """Rows 1 and 5: the training step of `cxrtransfer.training.loop.fit` against a bare loop, and batched inference.
 
-The project step is fit()'s own `loop.train_step` on batches from ImageSet.batch (a uint8 cache):
+The project step is fit()'s own `loop.train_step` on batches from ImageSet.batch (a uint8 cache), through
+fit()'s prefetch (`dataset.prefetched`: the next batch queued before each step):
 to_model_input, the model under fit's autocast rule, ChexpertLayout.loss, zero_grad / backward / Adam
 step; the loss stays on the device (fit() checks it at each evaluation, not every step). The bare loop trains an identical copy
 of the model on float tensors normalized in memory once, with a plain BCE and the same optimizer and
-batch size. Both loops see the same shuffled positions; rounds alternate which loop goes first, and
+batch size, its loss summed on the device (read once: no per-step .item()). Both loops see the same shuffled positions; rounds alternate which loop goes first, and
 each loop's figure is its median round.
 """
 
@@ -111,19 +112,20 @@ class _Positions:
 
 
 def _project_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Positions, steps: int) -> float:
-    """fit()'s inner step, `steps` times; seconds."""
+    """fit()'s inner step with its prefetch (the next batch queued before each step), `steps` times; seconds."""
     start = time.perf_counter()
-    for _ in range(steps):
-        loop.train_step(s.project_model, s.layout, optimizer, s.train_set.batch(positions.next()), s.device,
-                            s.normalization, s.precision)
+    batches = (s.train_set.batch(positions.next()) for _ in range(steps))
+    for batch in dataset.prefetched(batches, s.device, s.normalization):
+        loop.train_step(s.project_model, s.layout, optimizer, batch, s.device, s.normalization, s.precision)
     if s.device.type == "cuda":
         torch.cuda.synchronize()  # train_step does not wait for the GPU; the time must cover the work
     return time.perf_counter() - start
 
 
 def _bare_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Positions, steps: int) -> float:
-    """The same model on pre-normalized float tensors, plain BCE; seconds."""
-    device, losses = s.device, []
+    """The same model on pre-normalized float tensors, plain BCE, the loss summed on the device (no per-step
+    .item(): a baseline that waits for the GPU every step would flatter the project); seconds."""
+    device, losses = s.device, torch.zeros((), device=s.device)
     start = time.perf_counter()
     for _ in range(steps):
         index = torch.from_numpy(positions.next()).to(device)
@@ -134,7 +136,9 @@ def _bare_steps(s: _Setup, optimizer: torch.optim.Optimizer, positions: _Positio
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        losses += loss.detach()
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # the time must cover the work, as in _project_steps
     return time.perf_counter() - start
 
 

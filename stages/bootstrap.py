@@ -17,9 +17,12 @@ from typing import Any, Sequence
 from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
+from cxrtransfer.models.architectures import architecture_names
+from cxrtransfer.models.costs import truncation_costs
 from cxrtransfer.pipeline import config as schema
-from cxrtransfer.stats import bootstrap, comparisons, paper, predictions
+from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, readers, seed_runs, seeds, selection
 from cxrtransfer.stats.significance import add_holm
+from cxrtransfer.stats.truncation import truncation_rules
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -45,6 +48,13 @@ def named_comparisons(result: bootstrap.Bootstrap, pairs: Sequence[Sequence[str]
                              else bootstrap.paired_difference(result, a, b))
     add_holm(out)
     return out
+
+
+def truncated_costs(models: Any, image_size: int, num_outputs: int) -> dict[str, Any]:
+    """Parameters and forward FLOPs at the configured image size of k = 0..4 of each truncated architecture
+    that the architecture table knows (none without data.image_size)."""
+    archs = sorted(set(models.loc[models["truncate"] > 0, "arch"]) & set(architecture_names())) if image_size else []
+    return {arch: truncation_costs(arch, range(1, 5), image_size, num_outputs) for arch in archs}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -78,8 +88,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "comparisons": named_comparisons(result, settings["compare"], selected, args.params),
         "truncation": truncation,
         "truncation_efficiency": comparisons.truncation_efficiency(truncation, models, settings["confidence"]),
+        "truncation_rules": truncation_rules(truncation, models, settings["confidence"], settings["truncation_margin"],
+                                             truncated_costs(models, checked["data"].get("image_size"), len(tasks))),
+        "best_vs_worst_reselected": selection.reselected_spread(result, models),
         "paper_source": paper.PAPER_SOURCE,
     }
+    metrics.update(readers.study_extras(args.ensemble, result, scores, list(labels["study"]), targets, weights,
+                                        settings["replicates"], settings["seed"], clusters))
+    metrics["holm_floors"] = selection.holm_floors(metrics, result.drawn - result.dropped)
+    repeats = seed_runs.read_seed_predictions(args.ensemble, tasks)
+    if repeats is not None:  # more than one training seed: seed means and two-level CIs (stats/seeds.py)
+        metrics["seeds"] = seeds.seed_study(models, labels, scores, repeats, tasks, (targets, weights), settings,
+                                            args.ensemble / seed_runs.SEED_PREDICTIONS)
     plot = models[["model", "arch", "init", "family", "truncate", "params"]].copy()
     plot["mean_auc"] = [summary[m]["mean_auc"] for m in plot["model"]]
     plot["ci_low"] = [summary[m]["mean_auc_ci_low"] for m in plot["model"]]

@@ -17,7 +17,9 @@ import pandas as pd
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import atomic_dir, atomic_path, read_json
 from cxrtransfer.pipeline.config import run_stage
-from cxrtransfer.report import figures, markdown
+from cxrtransfer.report import fidelity, figures, markdown
+from cxrtransfer.report import readers as outside
+from cxrtransfer.report import seeds as seed_report
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,8 +52,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with atomic_dir(args.figures) as tmp:
         names = figures.write_figures(tmp, bootstrap, correlations, points, models)
+        if bootstrap.get("readers"):
+            outside.plot_reader_roc(bootstrap, args.ensemble, tmp / outside.READER_FIGURE)
+            names.append(outside.READER_FIGURE)
+        names += seed_report.write_seed_figure(tmp, bootstrap)   # with more than one training seed
         links = [os.path.relpath(args.figures / name, args.out.parent) for name in names]
-        text = markdown.summary_markdown(bootstrap, correlations, points, models, links)
+        text = markdown.summary_markdown(bootstrap, correlations, points, models, links,
+                                         extra=outside.readers_markdown(bootstrap)) + "\n" + \
+            fidelity.fidelity_markdown(bootstrap, correlations)
+        text += seed_report.seeds_markdown(bootstrap, correlations)   # "" with one training seed
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     print(f"report: {args.out} and {len(names)} figure(s) in {args.figures}")

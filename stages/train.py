@@ -2,7 +2,8 @@
 
 Writes the top-k checkpoints (safetensors), validation and test predictions of every kept checkpoint,
 model.json (what was trained, with the effective configuration) and a small metrics JSON.
-With train.devices > 1 the script relaunches itself under torchrun (DistributedDataParallel).
+With train.devices > 1 the script relaunches itself under torchrun (DistributedDataParallel); the ranks
+share the global batch train.batch_size.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--arch", required=True, help="an architecture of cxrtransfer/models/architectures.csv")
     parser.add_argument("--init", required=True, help="name of the initialization (random, imagenet, indomain, ...)")
-    parser.add_argument("--init-weights", type=Path, required=True, help="body weights (safetensors) to start from")
+    parser.add_argument("--init-weights", type=Path, default=None,
+                        help="body weights (safetensors) to start from (required but for a random-init repeat)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="a repeat (params seeds): added to train.seed and, for init random, to init.seed (the "
+                             "body is drawn here); 0 is the configured run, trained by its own stage: write a note only")
     parser.add_argument("--normalization", type=Path, default=None,
                         help="the normalization stage's JSON (training-split mean/std; needed by init random)")
     parser.add_argument("--truncate", type=int, default=0, help="remove the final k blocks (GAP + FC head)")
@@ -67,13 +72,28 @@ def task_plan(data: dict, config: dict, source: Path) -> dict[str, Any]:
             "selection": chexpert.validate_tasks(config["selection_tasks"] or tasks, str(source))}
 
 
-def starting_model(args: argparse.Namespace, layout: layouts.ChexpertLayout, seed: int, image_size: int) -> Any:
-    """The architecture (truncated by --truncate) with the init's body loaded; the head seeded."""
+def drawn_body_seed(args: argparse.Namespace, params: dict) -> int | None:
+    """A random-init repeat draws its body here with init.seed + --seed; None: the body is --init-weights."""
+    if args.seed and schema.init_kind(args.init) == "random":
+        return schema.check(params, ["init"], args.params)["init"]["seed"] + args.seed
+    if args.init_weights is None:
+        raise InputError("--init-weights is required (only a random-init repeat, --seed > 0, draws its body)",
+                          args.params)
+    return None
+
+
+def starting_model(args: argparse.Namespace, layout: layouts.ChexpertLayout, seed: int, image_size: int,
+                   body_seed: int | None = None) -> Any:
+    """The architecture (truncated by --truncate) with the init's body loaded (or drawn with body_seed);
+    the head seeded."""
     architectures.check_input_size(args.arch, image_size)
     # Seeded construction: the head (the only part not loaded below) starts the same on every run.
     model = loop.seeded(seed, architectures.build_model, args.arch, layout.width, truncate_blocks=args.truncate)
-    body, _ = tensorfiles.load_safetensors(args.init_weights)
-    weights.load_body(model, body, source=args.init_weights)
+    if body_seed is None:
+        body, _ = tensorfiles.load_safetensors(args.init_weights)
+    else:
+        body = weights.initial_body(args.arch, "random", weights_dir=None, seed=body_seed)
+    weights.load_body(model, body, source=args.init_weights or f"random body, seed {body_seed}")
     return model
 
 
@@ -91,14 +111,22 @@ def describe(args: argparse.Namespace, model: Any, plan: dict[str, Any], image_s
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = schema.check(schema.load_params(args.params), ["data", "train"], args.params, arch=args.arch)
+    params = schema.load_params(args.params)
+    settings = schema.check(params, ["data", "train"], args.params, arch=args.arch)
     data, config = settings["data"], settings["train"]
+    name = DeclaredModel(args.arch, args.init, args.truncate, args.seed or 0).name
+    if args.seed == 0:  # the seed-0 item of a seed group (DVC cannot leave it out): the configured run stands
+        write_json(args.metrics, {"seed": 0, "same_as": name})
+        print(f"train {name}: seed 0 is the configured run, trained by its own stage; nothing to train")
+        return
+    body_seed = drawn_body_seed(args, params)
+    config = {**config, "seed": config["seed"] + (args.seed or 0)}
     if config["devices"] > 1 and "WORLD_SIZE" not in os.environ:
         distributed.relaunch_under_torchrun(config["devices"], __file__, sys.argv[1:] if argv is None else list(argv))
         return
     plan, fit_config, image_size = task_plan(data, config, args.params), loop.fit_config(config), data["image_size"]
     layout = layouts.ChexpertLayout(plan["policies"])
-    model = starting_model(args, layout, fit_config.seed, image_size)
+    model = starting_model(args, layout, fit_config.seed, image_size, body_seed)
     norm = normalization.for_init(args.arch, args.init, args.normalization)
 
     image_array, index = images.read_cache(args.cache)
@@ -109,17 +137,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     evaluation = {name: (index.iloc[r], dataset.eval_set(image_array, r, len(plan["tasks"]))) for name, r in rows.items()}
     scorer = validation.study_auc_scorer(index.iloc[rows["valid"]], plan["tasks"], plan["selection"])
 
-    def score(probabilities: np.ndarray) -> tuple[float, dict[str, float]]:
-        return scorer(probabilities[:, plan["evaluated"]])
+    def score(logits: np.ndarray) -> tuple[float, dict[str, float]]:  # fit() predicts raw logits (RawLogits)
+        return scorer(layouts.score_columns(logits, layout, plan["evaluated"], plan["tasks"]))
 
-    name = DeclaredModel(args.arch, args.init, args.truncate).name
-    fingerprint = loop.fingerprint(vars(args), config, data, [args.init_weights, args.cache / images.INDEX_FILE])
+    inputs = [p for p in (args.init_weights, args.cache / images.INDEX_FILE) if p is not None]
+    fingerprint = loop.fingerprint(vars(args), config, data, inputs)
     # Rank 0 alone writes curves, checkpoints and outputs; a resumed fit() replays its saved curves.
     live = outputs.open_live(args.live) if distributed.is_main_process() else None
     device = devices.pick_device(config["device"])
     started = time.perf_counter()
     print(f"train {name}: {len(train_set)} train / {len(rows['valid'])} valid / {len(rows['test'])} test images on {device}")
-    result = loop.fit(model, layout, train_set, evaluation["valid"][1], score, fit_config, args.state, fingerprint,
+    result = loop.fit(model, layouts.RawLogits(layout), train_set, evaluation["valid"][1], score, fit_config, args.state, fingerprint,
                       device=device, live=live, normalization=norm[0])
     if not distributed.is_main_process():
         return

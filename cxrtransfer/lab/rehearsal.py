@@ -72,6 +72,7 @@ def rehearsal_params(paper: Mapping[str, Any], image_size: int, patients: Sequen
     params["data"]["image_size"] = int(image_size)
     params["data"]["root"] = "data/synthetic"          # the synthesize stage's output
     params["data"]["test_groundtruth"] = "groundtruth.csv"  # its study-level test labels
+    params["readers"]["dir"] = "data/simulated_readers"    # its test set's stand-in radiologists
     params["train"]["eval_every_images"] = int(eval_every_images)
     params["train"]["device"] = "cpu"
     params["init"]["weights_dir"] = "weights"

@@ -33,7 +33,7 @@ from dvc.repo import Repo
 
 from ..errors import InputError, PipelineError
 from ..pipeline.config import check, load_params
-from ..pipeline.grid import declared_models, init_stages
+from ..pipeline.grid import declared_models, init_stages, training_seeds
 
 PREPARE_JOB = "prepare"
 STUDY_JOB = "study"
@@ -77,6 +77,8 @@ def read_pipeline(root: Path) -> Pipeline:
     devices = {stage: 1 for stage in init_stages(params)}
     devices.update({model.stage: check(params, ["data", "train"], source, arch=model.arch)["train"]["devices"]
                     for model in declared_models(params)})
+    devices.update({model.seed_stage(seed): devices[model.stage] for model in declared_models(params)
+                    for seed in training_seeds(params, source)})   # repeats (params seeds) train like their model
     return Pipeline(order, upstream, devices)
 
 

@@ -1,4 +1,5 @@
-"""`cxrtransfer weights export`: timm's pinned ImageNet weights as <out>/<timm_model>.<tag>.safetensors.
+"""`cxrtransfer weights export`: the pinned ImageNet weights (timm's tags, or torchvision's 2020 files mapped
+into timm's names: the table's `weights` column) as <out>/<timm_model>.<tag>.safetensors.
 
 Needs internet or a filled Hugging Face cache; `make weights` then tracks the folder with DVC.
 """

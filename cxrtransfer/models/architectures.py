@@ -18,7 +18,7 @@ layout, listed from the end (block 1 is removed first)::
                   + norm5                               pool + denseblock3   + denseblock2              + transition1.norm
                                                         + transition3.norm   + transition2.norm
     efficientnet  blocks.6 + conv_head + bn2            blocks.5             blocks.4                   blocks.3
-    (efficientnet_b0-b3, mnasnet_100, mobilenetv2_100: timm EfficientNet class, 7 stages)
+    (tf_efficientnet_b0-b3, mnasnet_100, mobilenetv2_100: timm EfficientNet class, 7 stages)
     mobilenetv3   blocks.6 + conv_head + norm_head+act2 blocks.5             blocks.4                   blocks.3
     inception_v3  Mixed_7a-7c                           Mixed_6a-6e          Pool2 + Mixed_5b-5d        Pool1 + Conv2d_3b + Conv2d_4a
     inception_v4  features.18-21 (ReductionB + C x3)    features.10-17       features.4-9               features.3 (Mixed3a)
@@ -60,7 +60,10 @@ from ..errors import InputError
 
 ARCHITECTURES_CSV = "architectures.csv"
 COLUMNS = ("arch", "family", "timm_model", "pretrained_tag", "imagenet_top1", "top1_source",
-           "min_input_size", "timm_top1", "imagenet_top1_2020", "top1_2020_source")
+           "min_input_size", "timm_top1", "imagenet_top1_2020", "top1_2020_source", "weights")
+# Where an architecture's ImageNet weights come from: timm's pinned tag, or torchvision's IMAGENET1K_V1 file of
+# the named builder (the 2020 file; mapped into timm's module by cxrtransfer.models.weights).
+TIMM_WEIGHTS, TORCHVISION_WEIGHTS = "timm", "torchvision:"
 FAMILIES = ("densenet", "resnet", "inception", "mnasnet", "efficientnet", "mobilenet")
 MAX_TRUNCATE_BLOCKS = 4
 
@@ -104,11 +107,23 @@ class Architecture:
     top1_source: str
     min_input_size: int
     timm_top1: float
+    weights: str = TIMM_WEIGHTS
 
     @property
     def timm_name(self) -> str:
-        """timm's name for the pinned weights, e.g. ``resnet18.tv_in1k``."""
+        """The pinned weights' name, e.g. ``resnet18.tv_in1k`` (``mnasnet_100.tv_in1k``: torchvision's file)."""
         return f"{self.timm_model}.{self.pretrained_tag}"
+
+    @property
+    def torchvision_builder(self) -> str | None:
+        """torchvision's model builder whose IMAGENET1K_V1 weights this row loads, or None (timm's weights)."""
+        return self.weights[len(TORCHVISION_WEIGHTS):] if self.weights.startswith(TORCHVISION_WEIGHTS) else None
+
+    @property
+    def timm_cfg_name(self) -> str:
+        """The timm name the model is built from: the pinned tag, or timm's default tag when the weights are
+        torchvision's (timm knows no such tag; the module and its input normalization are the same)."""
+        return self.timm_model if self.torchvision_builder else self.timm_name
 
     @property
     def layout(self) -> str:
@@ -134,6 +149,11 @@ def _read_table() -> pd.DataFrame:
     unknown = sorted(set(table["family"]) - set(FAMILIES))
     if unknown:
         raise InputError(f"unknown families {unknown}", path=ARCHITECTURES_CSV, column="family")
+    bad = [w for w in table["weights"] if w != TIMM_WEIGHTS and not (w.startswith(TORCHVISION_WEIGHTS)
+                                                                     and len(w) > len(TORCHVISION_WEIGHTS))]
+    if bad:
+        raise InputError(f"weights {bad[0]!r}: expected {TIMM_WEIGHTS!r} or '{TORCHVISION_WEIGHTS}<builder>'",
+                         path=ARCHITECTURES_CSV, column="weights")
     return table.set_index("arch", drop=False)
 
 
@@ -156,7 +176,8 @@ def architecture(arch: str) -> Architecture:
     return Architecture(arch=str(row["arch"]), family=str(row["family"]),
                         timm_model=str(row["timm_model"]), pretrained_tag=str(row["pretrained_tag"]),
                         imagenet_top1=float(row["imagenet_top1"]), top1_source=str(row["top1_source"]),
-                        min_input_size=int(row["min_input_size"]), timm_top1=float(row["timm_top1"]))
+                        min_input_size=int(row["min_input_size"]), timm_top1=float(row["timm_top1"]),
+                        weights=str(row["weights"]))
 
 
 def check_input_size(arch: str, size: int | tuple[int, int]) -> None:
@@ -170,13 +191,13 @@ def check_input_size(arch: str, size: int | tuple[int, int]) -> None:
 
 def normalization(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) the pinned weights were trained with (Inception: 0.5/0.5, not ImageNet's)."""
-    cfg = timm.models.get_pretrained_cfg(architecture(arch).timm_name)
+    cfg = timm.models.get_pretrained_cfg(architecture(arch).timm_cfg_name)
     return tuple(cfg.mean), tuple(cfg.std)
 
 
 def head_name(arch: str) -> str:
     """Name of the final fully connected layer (the head) in the timm model."""
-    return timm.models.get_pretrained_cfg(architecture(arch).timm_name).classifier
+    return timm.models.get_pretrained_cfg(architecture(arch).timm_cfg_name).classifier
 
 
 def head_prefixes(arch: str) -> tuple[str, ...]:
@@ -243,7 +264,7 @@ def cpu_independent_normal() -> Iterator[None]:
 def _build(spec: Architecture, num_outputs: int, truncate_blocks: int) -> nn.Module:
     # The full name pins model.pretrained_cfg to our tag; pretrained=False: no weights are fetched.
     with cpu_independent_normal():
-        model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_outputs)
+        model = timm.create_model(spec.timm_cfg_name, pretrained=False, num_classes=num_outputs)
     head = model.pretrained_cfg["classifier"]
     removed: list[str] = []
     if truncate_blocks:

@@ -11,11 +11,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlparse
 
 import timm
 import torch
+import torchvision
 from huggingface_hub import try_to_load_from_cache
 from torch import nn
 
@@ -165,8 +166,53 @@ def imagenet_weights_filename(arch: str) -> str:
     return f"{architecture(arch).timm_name}.safetensors"
 
 
+TORCHVISION_WEIGHTS_ENUM = "IMAGENET1K_V1"   # torchvision's first (2017-2020) ImageNet weights of every builder
+
+
+def _torchvision_weights(builder: str) -> Any:
+    """torchvision's IMAGENET1K_V1 weights entry of `builder` (its URL and documented top-1)."""
+    return getattr(torchvision.models.get_model_weights(builder), TORCHVISION_WEIGHTS_ENUM)
+
+
+def torchvision_to_timm(state_dict: Mapping[str, torch.Tensor], arch: str,
+                        source: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """A torchvision state dict of `arch`'s builder renamed to timm's module names.
+
+    torchvision's MNASNet and MobileNetV2 register the same layers as timm's mnasnet_100 and
+    mobilenetv2_100 in the same order with the same shapes (tests/models/test_weights.py proves the
+    mapping by equal outputs of both models on the same random weights), so keys map by position;
+    a count or shape mismatch is an InputError naming `source`.
+    """
+    target = build_model(arch, _BODY_OUTPUTS).state_dict()
+    if len(state_dict) != len(target):
+        raise InputError(f"{len(state_dict)} tensors, but timm's {architecture(arch).timm_model} has "
+                         f"{len(target)}: not torchvision's {architecture(arch).torchvision_builder}", path=source)
+    mapped = {}
+    for (name, value), (timm_key, expected) in zip(state_dict.items(), target.items()):
+        if tuple(value.shape) != tuple(expected.shape):
+            raise InputError(f"torchvision {name} {tuple(value.shape)} does not fit {arch}'s timm {timm_key} "
+                             f"{tuple(expected.shape)}: not torchvision's {architecture(arch).torchvision_builder}",
+                             path=source)
+        mapped[timm_key] = value
+    return mapped
+
+
+def read_imagenet_state(arch: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ImageNet weights file of `arch` in timm's names: torchvision-named files (torch hub's cache)
+    of a torchvision-weights row are mapped; files written by export are already in timm's names."""
+    state = read_state_dict(path)
+    target = build_model(arch, _BODY_OUTPUTS).state_dict()
+    if architecture(arch).torchvision_builder and not set(state) <= set(target):
+        return torchvision_to_timm(state, arch, source=path)
+    return state
+
+
 def _hub_locations(arch: str) -> tuple[str | None, tuple[str, ...], str | None]:
-    """(hf repo id with optional @revision, candidate file names, torch-hub URL) from timm's cfg."""
+    """(hf repo id with optional @revision, candidate file names, torch-hub URL) from timm's cfg, or
+    torchvision's URL for a row whose weights are torchvision's."""
+    builder = architecture(arch).torchvision_builder
+    if builder:
+        return None, (), _torchvision_weights(builder).url
     cfg = timm.models.get_pretrained_cfg(architecture(arch).timm_name)
     files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ("model.safetensors", "pytorch_model.bin")
     return cfg.hf_hub_id or None, files, cfg.url or None
@@ -192,8 +238,18 @@ def _cached_hub_file(arch: str, hf_cache_dir: str | os.PathLike | None,
 
 
 def _download_with_timm(arch: str) -> nn.Module:
-    """timm's model with the pinned weights, fetched into timm's usual cache (network needed)."""
+    """timm's model with the pinned weights, fetched into timm's usual cache (network needed); for a
+    torchvision-weights row, timm's module holding torchvision's file (fetched into torch hub's cache)."""
     spec = architecture(arch)
+    if spec.torchvision_builder:
+        try:
+            state = _torchvision_weights(spec.torchvision_builder).get_state_dict(progress=False)
+        except Exception as error:  # network and hub errors all mean "not available here"
+            raise InputError(f"downloading torchvision's {spec.torchvision_builder} {TORCHVISION_WEIGHTS_ENUM} "
+                             f"failed (no internet?): {error}") from error
+        model = build_model(arch, _BODY_OUTPUTS)
+        model.load_state_dict(torchvision_to_timm(state, arch, source=_torchvision_weights(spec.torchvision_builder).url))
+        return model
     try:
         return timm.create_model(spec.timm_name, pretrained=True)
     except Exception as error:  # network, hub and timm errors all mean "not available here"
@@ -223,30 +279,32 @@ def resolve_imagenet_weights(arch: str, weights_dir: str | os.PathLike | None, *
     if cached is not None:
         return cached
     if os.environ.get(ALLOW_DOWNLOAD_ENV) == "1":
-        _download_with_timm(arch)
+        _download_with_timm(arch)  # fills timm's (or, for torchvision weights, torch hub's) cache
         cached = _cached_hub_file(arch, hf_cache_dir, torch_hub_dir)
         if cached is not None:
             return cached
         raise InputError(f"timm downloaded {spec.timm_name} but no file was found in the Hugging Face "
                          "or torch hub cache")
     where = str(expected) if expected else f"<weights_dir>/{imagenet_weights_filename(arch)}"
-    hf_hub_id, filenames, _ = _hub_locations(arch)
+    hf_hub_id, filenames, url = _hub_locations(arch)
+    cache = (f"place {filenames[0]} of Hugging Face repo {hf_hub_id} in the local Hugging Face cache" if hf_hub_id
+             else f"place {Path(urlparse(url or '').path).name} ({url}) in torch hub's checkpoints folder")
     raise InputError(
-        f"no ImageNet weights for {arch} (timm {spec.timm_name}) and downloads are off: put the file at "
+        f"no ImageNet weights for {arch} ({spec.weights} {spec.timm_name}) and downloads are off: put the file at "
         f"{where} (run `make weights` on a machine with internet, then copy or `dvc pull` the weights "
-        f"folder), or place {filenames[0]} of Hugging Face repo {hf_hub_id} in the local Hugging Face "
-        f"cache, or set {ALLOW_DOWNLOAD_ENV}=1 to let timm download it")
+        f"folder), or {cache}, or set {ALLOW_DOWNLOAD_ENV}=1 to let it be downloaded")
 
 
 def export_imagenet_weights(arch: str, weights_dir: str | os.PathLike) -> Path:
-    """Download the pinned weights through timm and write ``weights_dir/<timm_model>.<tag>.safetensors``."""
+    """Download the pinned weights (timm's, or torchvision's mapped to timm's names) and write ``weights_dir/<timm_model>.<tag>.safetensors``."""
     spec = architecture(arch)
     model = _download_with_timm(arch)
     hf_hub_id, _, url = _hub_locations(arch)
     path = Path(weights_dir) / imagenet_weights_filename(arch)
     save_safetensors(path, model.state_dict(), metadata={
         "arch": spec.arch, "timm_model": spec.timm_model, "pretrained_tag": spec.pretrained_tag,
-        "timm_version": timm.__version__, "source": hf_hub_id or url or "",
+        "weights": spec.weights, "timm_version": timm.__version__, "torchvision_version": torchvision.__version__,
+        "source": hf_hub_id or url or "",
     })
     return path
 
@@ -275,5 +333,5 @@ def initial_body(arch: str, init: str, *, weights_dir: str | os.PathLike | None,
     else:
         raise InputError(f"unknown init {init!r} for {arch}: expected 'random', 'imagenet' or one of "
                          f"{sorted(files) or 'the named weight files (none given)'}")
-    load_body(model, read_state_dict(path), source=path)
+    load_body(model, read_imagenet_state(arch, path) if init == "imagenet" else read_state_dict(path), source=path)
     return body_state_dict(model)

@@ -64,6 +64,7 @@ TRAIN: dict[str, Key] = {
     "devices": Key(int, minimum=1, default=1),
     "sync_batchnorm": Key(bool, default=True),
     "device": Key(str, default="auto"),
+    "compile": Key(bool, default=False),   # torch.compile on CUDA (off until measured; ignored on CPU)
 }
 DATA: dict[str, Key] = {
     "kind": Key(str, choices=("chexpert", "folder"), default="chexpert"),
@@ -95,20 +96,45 @@ BOOTSTRAP: dict[str, Key] = {
     "unit": Key(str, choices=("patient", "study"), default="patient"),
     "baseline_init": Key(str, default="random"),
     "compare": Key(list, items=list, item_length=2, default=[]),   # [[model_a, model_b], ...]
+    # truncated minus full mean AUROC: non-inferior when its interval's lower bound is above -margin
+    "truncation_margin": Key(NUMBER, minimum=0, default=0.01),
 }
+# Models trained elsewhere and radiologists' reads on the test set (cxrtransfer/data/external.py).
+EXTERNAL: dict[str, Key] = {
+    "dir": Key(str, default="data/external_baseline"),   # folder of the prediction files
+    "models": Key(dict, items=str, default={}),          # model name -> prediction file in dir
+    "tasks": Key(list, items=str, choices=OBSERVATIONS, nullable=True, default=None),  # every file has them (null: data.tasks)
+    "baseline": Key(dict, default={}),                   # stage external_baseline (EXTERNAL_BASELINE)
+}
+EXTERNAL_BASELINE: dict[str, Key] = {
+    "file": Key(str, default="pixels_logreg.csv"),       # written into the stage's --out folder
+    "size": Key(int, minimum=1, default=8),              # pixels per side after area-averaging
+    "C": Key(NUMBER, above=0, default=1.0),              # inverse L2 strength of the logistic regression
+    # the columns it writes, in this order (default: one leaderboard file's order, the five competition tasks)
+    "tasks": Key(list, items=str, choices=OBSERVATIONS,
+                 default=["Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion"]),
+}
+READERS: dict[str, Key] = {
+    "dir": Key(str, default="data/simulated_readers"),   # folder of the reader files
+    "files": Key(dict, items=str, default={}),           # reader name -> file in dir (bc4.csv layout)
+    "simulate": Key(dict, default={}),                   # stage simulate_readers (READER_SIMULATION)
+}
+READER_SIMULATION: dict[str, Key] = {"seed": Key(int, minimum=0, default=0),
+                                     "readers": Key(dict, default={})}   # name -> {sensitivity, specificity}
 TRUNCATION: dict[str, Key] = {"architectures": NAMES, "blocks": Key(list, items=int, minimum=1),
                               "init": Key(str)}
 # The top level: each stage requires the sections it reads (`check`), none is required here.
 TOP: dict[str, Key] = {name: replace(key, default=None) for name, key in {
     "model": Key(str), "architectures": NAMES,
+    "seeds": Key(list, items=int, minimum=0),   # training seeds, 0 first (pipeline.grid.training_seeds)
     "inits": Key(dict),                   # kind of init -> list of names (dvc.yaml has one stage group per kind)
     "synthetic": Key(dict), "source": Key(dict), "data": Key(dict), "split": Key(dict), "train": Key(dict),
     "overrides": Key(dict), "init": Key(dict), "pretrain": Key(dict), "bootstrap": Key(dict),
-    "truncation": Key(dict),
+    "truncation": Key(dict), "external": Key(dict), "readers": Key(dict),
 }.items()}
 SECTIONS: dict[str, dict[str, Key]] = {
     "data": DATA, "pretrain.data": SOURCE_DATA, "split": SPLIT, "train": TRAIN, "pretrain": PRETRAIN,
-    "init": INIT, "bootstrap": BOOTSTRAP, "truncation": TRUNCATION,
+    "init": INIT, "bootstrap": BOOTSTRAP, "truncation": TRUNCATION, "external": EXTERNAL, "readers": READERS,
 }
 
 
@@ -241,11 +267,39 @@ def check(params: Mapping[str, Any], sections: Sequence[str], source: str | Path
             override = (params.get("overrides") or {}).get(arch) or {}
             check_section(override, f"overrides.{arch}", TRAIN, source)
             settings["train"] = {**settings["train"], **override}
+            check_batch_split(settings["train"], override, arch, source)
         tasks = section(params, "data.tasks", source)
         outside = [t for t in settings["train"]["selection_tasks"] or [] if t not in tasks]
         if outside:
             raise InputError(f"train.selection_tasks {outside} not in data.tasks {list(tasks)}", source)
+    if "external" in sections:
+        settings["external"]["baseline"] = check_section(settings["external"]["baseline"], "external.baseline",
+                                                         EXTERNAL_BASELINE, source)
+    if "readers" in sections:
+        settings["readers"]["simulate"] = _reader_simulation(settings["readers"]["simulate"], source)
     return settings
+
+
+def check_batch_split(train: Mapping[str, Any], override: Mapping[str, Any], arch: str, source: Path) -> None:
+    """train.batch_size is the global batch (the paper's 16): its DDP processes must share it evenly."""
+    batch, devices = train["batch_size"], train["devices"]
+    if batch % devices:
+        where = {key: f"overrides.{arch}.{key}" if key in override else f"train.{key}"
+                 for key in ("batch_size", "devices")}
+        raise InputError(f"{where['batch_size']} {batch} is the global batch: it does not split evenly over "
+                         f"{where['devices']} {devices} processes", source)
+
+
+def _reader_simulation(config: Any, source: Path) -> dict[str, Any]:
+    """readers.simulate checked: seed, and per reader a sensitivity and a specificity in [0, 1]."""
+    simulate = check_section(config, "readers.simulate", READER_SIMULATION, source)
+    for name, spec in simulate["readers"].items():
+        where = f"readers.simulate.readers.{name}"
+        spec = check_section(spec, where, {k: Key(NUMBER, minimum=0) for k in ("sensitivity", "specificity")}, source)
+        for key in ("sensitivity", "specificity"):
+            if key not in spec or spec[key] > 1:
+                raise InputError(f"{where}.{key} must be a number in [0, 1], got {spec.get(key)!r}", source)
+    return simulate
 
 
 def checked_section(config: Any, name: str, schema: dict[str, type], source: str | Path = "params.yaml"

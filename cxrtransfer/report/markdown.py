@@ -105,8 +105,10 @@ def delong_table(bootstrap: Mapping[str, Any]) -> str:
         for init, boost in sorted(by_init.items()):
             for task, value in boost.get("tasks", {}).items():
                 rows.append([arch, init, task, fmt_ci(value["diff"], value["ci_low"], value["ci_high"], signed=True),
-                             fmt_p(value["p"]), fmt_p(value.get("p_holm")), fmt_p(value["p_delong"])])
-    return markdown_table(["Architecture", "Init", "Task", "Δ AUC", "p bootstrap", "p Holm", "p DeLong"], rows)
+                             fmt_p(value["p"]), fmt_p(value.get("p_holm")), fmt_p(value["p_delong"]),
+                             fmt_p(value.get("p_delong_holm"))])
+    return markdown_table(["Architecture", "Init", "Task", "Δ AUC", "p bootstrap", "p Holm", "p DeLong",
+                           "p DeLong Holm"], rows)
 
 
 def correlation_table(correlations: Mapping[str, Any]) -> str:
@@ -215,8 +217,8 @@ def resampling_text(bootstrap: Mapping[str, Any]) -> str:
 
 
 def summary_markdown(bootstrap: Mapping[str, Any], correlations: Mapping[str, Any], points: pd.DataFrame,
-                     models: pd.DataFrame, figures: Sequence[str]) -> str:
-    """reports/summary.md; `figures` are the image paths relative to it."""
+                     models: pd.DataFrame, figures: Sequence[str], extra: str = "") -> str:
+    """reports/summary.md; `figures` are the image paths relative to it; `extra`: sections put before them."""
     baseline_init = correlations.get("baseline_init", "random")
     replicates = bootstrap["replicates"]
     confidence = bootstrap.get("confidence", 0.95)
@@ -252,6 +254,8 @@ def summary_markdown(bootstrap: Mapping[str, Any], correlations: Mapping[str, An
         rows = [[name, fmt_ci(c["diff"], c["ci_low"], c["ci_high"], signed=True), fmt_p(c["p"]), fmt_p(c.get("p_holm"))]
                 if "diff" in c else [name, c.get("reason", "–"), "–", "–"] for name, c in sorted(comparisons.items())]
         parts += ["## Comparisons", markdown_table(["a − b", "Δ mean AUC", "p", "p Holm"], rows)]
+    if extra:
+        parts.append(extra)
     if figures:
         parts += ["## Figures", "\n\n".join(f"![{Path(f).stem}]({Path(f).as_posix()})" for f in figures)]
     parts += ["## Method", (

@@ -61,7 +61,9 @@ def pretraining_boosts(result: Bootstrap, models: pd.DataFrame, baseline_init: s
     for init in sorted({i for by_init in boosts.values() for i in by_init}):
         family = {arch: by_init[init] for arch, by_init in boosts.items() if init in by_init}
         add_holm(family)
-        add_holm({f"{arch}/{task}": v for arch, e in family.items() for task, v in e.get("tasks", {}).items()})
+        per_task = {f"{arch}/{task}": v for arch, e in family.items() for task, v in e.get("tasks", {}).items()}
+        add_holm(per_task)
+        add_holm(per_task, key="p_delong", out="p_delong_holm")  # the same family, over DeLong's p-values
     return boosts
 
 

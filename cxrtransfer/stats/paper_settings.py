@@ -44,3 +44,23 @@ PAPER_SETTINGS: tuple[tuple[str, Any, str], ...] = (
 def paper_value(setting: str) -> Any:
     """The paper's value of a setting of PAPER_SETTINGS (a dotted params key)."""
     return next(value for name, value, _ in PAPER_SETTINGS if name == setting)
+
+# The uncertainty policy per task: (CheXpert's best policy, its validation AUROC, our stand-in or None) from
+# the CheXpert paper's table (Irvin et al., AAAI 2019); tasks absent here have no policy in that table.
+CHEXPERT_PAPER = "CheXpert paper table"
+CHEXPERT_BEST_POLICIES: dict[str, tuple[str, float]] = {
+    "Atelectasis": ("ones", 0.858),
+    "Cardiomegaly": ("multiclass", 0.854),
+    "Consolidation": ("selftrained", 0.939),
+    "Edema": ("ones", 0.941),
+    "Pleural Effusion": ("multiclass", 0.936),
+}
+# Where our policy cannot be the paper's: why, and what stands in.
+POLICY_ASSUMPTIONS: dict[str, str] = {
+    "selftrained": "assumption: U-SelfTrained needs a first model's predictions as labels; U-Zeros stands in",
+    "untabled": "assumption: the CheXpert paper gives no policy for this task (not a competition task); "
+                "params default",
+}
+# The scoring order: CheXpert reference code (predict/predict.py), used for validation and the test ensembles.
+SCORING_ORDER = ("per checkpoint: max over a study's views of the logits, then probabilities; then mean over "
+                 "checkpoints", "CheXpert ref. code predict/predict.py")

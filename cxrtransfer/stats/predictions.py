@@ -1,7 +1,12 @@
 """The study's inputs: model folders, test labels and ensembled predictions, checked.
 
-Scoring follows the CheXpert reference: per study the prediction is the max over its views; the
-study's labels come from the index; uncertain cells (-1) carry no weight, blanks are negatives.
+Scoring follows the CheXpert reference code (predict/predict.py of stanfordmlgroup's chexpert-model): per
+checkpoint, the max over a study's views of the logits (U-MultiClass: the element-wise max of the
+negative and positive logits, then the softmax over the two), then the probability, then the mean over
+checkpoints. A binary task's max of sigmoid probabilities equals the sigmoid of its max logit, so its
+probability column suffices; a U-MultiClass task needs its logit columns (cxrtransfer.layout.logit_columns;
+files without them fall back to the max of probabilities). The study's labels come from the index;
+uncertain cells (-1) carry no weight, blanks are negatives.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from ..data.chexpert import evaluation_targets, study_level
 from ..errors import InputError
-from ..layout import MODEL_FILE, predictions_file
+from ..layout import MODEL_FILE, logit_columns, predictions_file
 
 PREDICTIONS_FILE = predictions_file("test")
 MODEL_KEYS: tuple[str, ...] = ("arch", "init", "family", "truncate", "params")
@@ -53,13 +59,48 @@ def read_predictions(folder: Path, tasks: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         raise InputError("no prediction rows", path)
     check_probabilities(frame, tasks, path, first_row=2)
+    logits = present_logit_columns(frame, tasks, path)
+    for column in logits:
+        bad = pd.to_numeric(frame[column], errors="coerce").isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"logit {frame[column].iloc[i]!r} is not a number", path, row=i + 2, column=column)
     checkpoint = pd.to_numeric(frame["checkpoint"], errors="coerce")
     bad = (checkpoint.isna() | (checkpoint % 1 != 0)).to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"checkpoint {frame['checkpoint'].iloc[i]!r} is not an integer", path, row=i + 2,
                          column="checkpoint")
-    return frame[["checkpoint", "path", "patient", "study", *tasks]]
+    return frame[["checkpoint", "path", "patient", "study", *tasks, *logits]]
+
+
+def present_logit_columns(frame: pd.DataFrame, tasks: Sequence[str], source: str | Path | None = None) -> list[str]:
+    """The U-MultiClass logit columns the frame has (both of a task's, or an InputError naming the one missing)."""
+    present = []
+    for task in tasks:
+        pair = logit_columns(task)
+        found = [c for c in pair if c in frame.columns]
+        if len(found) == 1:
+            missing = [c for c in pair if c not in found][0]
+            raise InputError(f"has {found[0]!r} but not {missing!r}", source, column=missing)
+        present += found
+    return present
+
+
+def reference_study_scores(rows: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
+    """Study probabilities in the CheXpert reference order (module docstring): rows hold checkpoint, study,
+    one probability column per task and, for U-MultiClass tasks, their logit columns. Returns one row per
+    study (sorted), one column per task."""
+    grouped = rows.groupby(["checkpoint", "study"], sort=True)
+    per_checkpoint = {}
+    for task in tasks:
+        negative, positive = logit_columns(task)
+        if positive in rows.columns:
+            top = grouped[[negative, positive]].max()
+            per_checkpoint[task] = expit(top[positive] - top[negative])
+        else:
+            per_checkpoint[task] = grouped[task].max()
+    return pd.DataFrame(per_checkpoint).groupby(level="study", sort=True).mean()
 
 
 def check_probabilities(frame: pd.DataFrame, tasks: Sequence[str], path: str | Path, first_row: int = 2) -> None:
@@ -122,7 +163,8 @@ def study_labels(index_path: str | Path, test: pd.DataFrame, tasks: Sequence[str
 
 def study_predictions(predictions: pd.DataFrame, test: pd.DataFrame, tasks: Sequence[str],
                       source: str | Path) -> tuple[pd.DataFrame, int]:
-    """One model's ensemble: mean over its kept checkpoints per image, then max over a study's views.
+    """One model's ensemble in the reference order: per checkpoint the max over a study's views (of the
+    logits), then probabilities, then the mean over its kept checkpoints.
 
     Each checkpoint must predict exactly the test images (no image missing, none extra, none twice,
     with the split's study). Returns (study, patient, tasks) sorted by study, and the checkpoint count.
@@ -153,9 +195,11 @@ def study_predictions(predictions: pd.DataFrame, test: pd.DataFrame, tasks: Sequ
         studies = sorted({expected[p] for p in missing})
         raise InputError(f"checkpoint {step}: {len(missing)} test image(s) of {len(studies)} study(ies) missing, "
                          f"e.g. {missing[0]!r}", source, column="path")
-    per_image = predictions.groupby("path", sort=False)[list(tasks)].mean()
-    images = test[["path", "patient", "study"]].join(per_image, on="path")
-    return study_level(images, list(tasks), how="max"), int(len(per_checkpoint))
+    per_study = reference_study_scores(predictions, tasks)
+    patients = test.groupby("study", sort=True)["patient"].first()
+    out = per_study.reset_index()
+    out.insert(1, "patient", out["study"].map(patients).to_numpy())
+    return out[["study", "patient", *tasks]], int(len(per_checkpoint))
 
 
 def check_both_classes(targets: np.ndarray, weights: np.ndarray, tasks: Sequence[str], source: str | Path) -> None:

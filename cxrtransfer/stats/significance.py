@@ -29,11 +29,11 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def add_holm(entries: Mapping[str, Mapping[str, Any] | dict[str, Any]], key: str = "p") -> None:
-    """Write `p_holm` into every entry (dicts holding `key`), the entries forming one family of tests."""
+def add_holm(entries: Mapping[str, Mapping[str, Any] | dict[str, Any]], key: str = "p", out: str = "p_holm") -> None:
+    """Write `out` (Holm over `key`) into every entry (dicts holding `key`), the entries forming one family of tests."""
     names = [n for n, e in entries.items() if isinstance(e, dict) and key in e]
     for name, value in zip(names, holm([entries[n][key] for n in names])):
-        entries[name]["p_holm"] = value
+        entries[name][out] = value
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:

@@ -25,6 +25,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def native_bf16() -> bool:
+    """Whether the current GPU computes bf16 in hardware. `is_bf16_supported()` counts emulation by default,
+    and emulated bf16 (V100, T4) is slower than fp16 with a GradScaler; torch without the argument: bf16 is
+    native from compute capability 8 (Ampere) on."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:
+        return torch.cuda.get_device_capability()[0] >= 8
+
+
 @dataclass
 class Precision:
     """Mixed precision of a device: bf16 autocast where the GPU has it, fp16 + GradScaler otherwise, fp32 on CPU."""
@@ -36,7 +46,7 @@ class Precision:
     def for_device(cls, device: torch.device) -> "Precision":
         if device.type != "cuda":
             return cls(None)
-        if torch.cuda.is_bf16_supported():
+        if native_bf16():
             return cls(torch.bfloat16)
         return cls(torch.float16, torch.amp.GradScaler("cuda"))
 

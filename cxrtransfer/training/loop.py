@@ -31,7 +31,7 @@ class FitConfig:
     """One run's training settings (the params schema gives every stage the paper's values by default)."""
 
     epochs: int
-    batch_size: int             # per process: the global batch is batch_size x devices
+    batch_size: int             # the global batch (the paper's 16): each of the DDP processes takes an equal share
     lr: float
     eval_every_images: int      # cadence in images, as the reference code counts
     top_k: int
@@ -41,6 +41,7 @@ class FitConfig:
     eval_batch_size: int = 128
     max_images: int = paper_value("train.max_images")  # stop after this many training images (0: no limit)
     sync_batchnorm: bool = True  # with devices > 1: BatchNorm statistics over the global batch
+    compile: bool = False        # torch.compile the training model (CUDA only; ignored with a message elsewhere)
 
     def total_images(self, n_train: int) -> int:
         """Training images of the whole run: epochs x n_train, capped by max_images when set."""
@@ -68,16 +69,21 @@ def predict(model: torch.nn.Module, layout: OutputLayout, data: ImageSet, device
 
 
 def train_step(net: torch.nn.Module, layout: OutputLayout, optimizer: torch.optim.Optimizer,
-               batch: Batch, device: torch.device, normalization: Normalization, precision: Precision) -> torch.Tensor:
+               batch: Batch, device: torch.device, normalization: Normalization, precision: Precision,
+               world: Distributed | None = None) -> torch.Tensor:
     """One Adam step on a batch (from ImageSet.batch, or already on the device); returns the loss tensor,
     detached and left on the device: reading it (.item()) would make the host wait for the GPU.
 
     The one training step: fit() runs it, and the benchmarks and the device-hours estimate time it.
+    Under DDP (`world`) the loss is normalized over the global batch's labelled cells.
     """
     x, targets, mask = to_device(batch, device, normalization) if batch[0].dtype == torch.uint8 else batch
     with precision.autocast(device):
         logits = net(x)
-    loss = layout.loss(logits, targets, mask)
+    if world is None or world.world == 1:
+        loss = layout.loss(logits, targets, mask)
+    else:
+        loss = world.global_mean_loss(*layout.loss_terms(logits, targets, mask))
     optimizer.zero_grad(set_to_none=True)
     if precision.scaler is not None:
         precision.scaler.scale(loss).backward()
@@ -137,18 +143,18 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def epoch_batches(t: Trainer, state: RunState) -> Iterator[Batch]:
     """This process's share of each global batch left in the current epoch (a short last batch is dropped)."""
     order = epoch_order(len(t.train), t.config.seed, state.epoch)
-    size, world = t.config.batch_size, t.dist.world
-    for start in range(state.position, len(order) - size * world + 1, size * world):
+    size, global_batch = t.dist.per_rank_batch(t.config.batch_size), t.config.batch_size
+    for start in range(state.position, len(order) - global_batch + 1, global_batch):
         yield t.train.batch(order[start + t.dist.rank * size:start + (t.dist.rank + 1) * size])
 
 
 def train_one_epoch(t: Trainer, state: RunState, stop_at: int) -> None:
     """Train through the rest of the current epoch, or until `stop_at` images (an evaluation is due)."""
-    global_batch = t.config.batch_size * t.dist.world
+    global_batch = t.config.batch_size
     t.model.train()
     for batch in prefetched(epoch_batches(t, state), t.device, t.normalization):
         state.loss_sum = state.loss_sum + train_step(t.net, t.layout, t.optimizer, batch, t.device,
-                                                     t.normalization, t.precision)
+                                                     t.normalization, t.precision, t.dist)
         state.loss_steps += 1
         state.step += global_batch
         state.position += global_batch
@@ -157,10 +163,13 @@ def train_one_epoch(t: Trainer, state: RunState, stop_at: int) -> None:
     state.epoch, state.position = state.epoch + 1, 0
 
 
-def mean_train_loss(state: RunState, config: FitConfig) -> float:
-    """The loss since the last evaluation (one host sync here); a non-finite loss stops the run."""
-    value = float(state.loss_sum) / state.loss_steps if state.loss_steps else float("nan")
-    if state.loss_steps and not math.isfinite(value):
+def mean_train_loss(state: RunState, config: FitConfig, world: Distributed) -> float:
+    """The loss of the global batches since the last evaluation (one all-reduce and one host sync here,
+    none per step); a non-finite loss on any rank stops every rank at this same check."""
+    if not state.loss_steps:   # the same on every rank: each takes its share of every global batch
+        return float("nan")
+    value = float(world.mean_over_ranks(state.loss_sum)) / state.loss_steps
+    if not math.isfinite(value):
         raise TrainingError(f"loss is {value} in the {state.loss_steps} steps before {state.step} images "
                             f"(epoch {state.epoch + 1}); lower train.lr ({config.lr}) or check the inputs")
     state.loss_sum, state.loss_steps = 0.0, 0
@@ -182,23 +191,51 @@ def log_to_live(live: Any, record: dict[str, Any]) -> None:
     live.make_summary()
 
 
-def prepare(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, config: FitConfig,
-            device: torch.device, normalization: Normalization) -> Trainer:
-    """Model on the device (channels-last on GPU), Adam, mixed precision, DDP with synchronized BatchNorm."""
-    dist = Distributed.from_env(device)
-    model.to(device)
+def tune_for_device(model: torch.nn.Module, device: torch.device) -> None:
+    """On CUDA: channels-last weights (the layout cuDNN's convolution kernels and tensor cores prefer) and
+    cudnn.benchmark (the input size is fixed: cuDNN times its kernels once and keeps the fastest)."""
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = True
         model.to(memory_format=torch.channels_last)
+
+
+def adam(model: torch.nn.Module, config: FitConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The paper's Adam; on CUDA the fused kernel (one launch updates every parameter instead of a few
+    per parameter tensor: at batch 16 the step is launch-bound). On CPU the default implementation."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
+                            fused=True if device.type == "cuda" else None)
+
+
+def compiled(net: torch.nn.Module, config: FitConfig, device: torch.device,
+             log: Callable[[str], None]) -> torch.nn.Module:
+    """`train.compile`: torch.compile the training model on CUDA (off by default: not yet measured to pay
+    off on the paper's grid). Elsewhere it is ignored, said once: Inductor's CPU path needs a C++ toolchain
+    and would change the CPU demo's numbers."""
+    if not config.compile:
+        return net
+    if device.type != "cuda":
+        log(f"train.compile is ignored on {device.type}: only CUDA runs compile the model")
+        return net
+    return torch.compile(net)
+
+
+def prepare(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, config: FitConfig, device: torch.device,
+            normalization: Normalization, dist: Distributed, log: Callable[[str], None] = print) -> Trainer:
+    """Model on the device (tuned for CUDA), Adam, mixed precision, DDP with synchronized BatchNorm."""
+    dist.per_rank_batch(config.batch_size)   # refuse a split that does not divide before any work
+    model.to(device)
+    tune_for_device(model, device)
     if dist.world > 1 and config.sync_batchnorm:
         model = sync_batchnorm(model, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas,
-                                 weight_decay=config.weight_decay)
+    optimizer = adam(model, config, device)
     net = model
     if dist.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return Trainer(model, net, layout, optimizer, Precision.for_device(device), train, config, device, dist,
-                   normalization)
+        # SyncBatchNorm gives every rank the same running statistics: broadcasting rank 0's buffers before
+        # every forward would be a wasted collective. Without it, rank 0's statistics are kept (DDP's default).
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None, broadcast_buffers=not config.sync_batchnorm)
+    return Trainer(model, compiled(net, config, device, log), layout, optimizer, Precision.for_device(device),
+                   train, config, device, dist, normalization)
 
 
 def resume_or_start(t: Trainer, state_dir: Path, topk: checkpoints.TopK, fingerprint: str,
@@ -222,7 +259,7 @@ def evaluate_and_save(t: Trainer, state: RunState, valid: ImageSet, score: Calla
                       state_dir: Path, fingerprint: str, live: Any, log: Callable[[str], None],
                       images_per_second: float) -> None:
     """Rank 0: validate, offer the checkpoint, log, save the resume state; then every rank goes on."""
-    train_loss = mean_train_loss(state, t.config)
+    train_loss = mean_train_loss(state, t.config, t.dist)
     if t.dist.is_main:
         value, metrics = validate(t, valid, score)
         record = {"step": state.step, "score": value, "train_loss": train_loss, **metrics}
@@ -252,16 +289,27 @@ def fit(model: torch.nn.Module, layout: OutputLayout, train: ImageSet, valid: Im
     """
     device = device or pick_device()
     torch.manual_seed(config.seed)  # dropout / drop-path draws; the shuffle has its own generator
-    t = prepare(model, layout, train, config, device, normalization)
+    dist = Distributed.from_env(device)
+    try:
+        t = prepare(model, layout, train, config, device, normalization, dist, log)
+        return fit_prepared(t, valid, score, state_dir, fingerprint, live, log)
+    finally:
+        dist.close()   # on every exit path: a failed run must not leave the process group to the interpreter
+
+
+def fit_prepared(t: Trainer, valid: ImageSet, score: Callable[[np.ndarray], tuple[float, dict[str, float]]],
+                 state_dir: Path, fingerprint: str, live: Any, log: Callable[[str], None]) -> FitResult:
+    """fit() on a prepared trainer: train, evaluate at the cadence, keep the top-k checkpoints."""
+    config = t.config
     topk = checkpoints.TopK(state_dir / "checkpoints", config.top_k)
     state = resume_or_start(t, state_dir, topk, fingerprint, live, log)
-    total, rates = config.total_images(len(train)), []
+    total, rates = config.total_images(len(t.train)), []
     last_evaluated = state.history[-1]["step"] if state.history else -1
     clock = (time.perf_counter(), state.step)
 
     def evaluate() -> None:
         nonlocal last_evaluated, clock
-        if device.type == "cuda":
+        if t.device.type == "cuda":
             torch.cuda.synchronize()  # the rate covers finished work
         rates.append((state.step - clock[1]) / max(time.perf_counter() - clock[0], 1e-9))
         evaluate_and_save(t, state, valid, score, topk, state_dir, fingerprint, live, log, rates[-1])

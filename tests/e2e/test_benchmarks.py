@@ -32,7 +32,8 @@ def expected_keys() -> set[str]:
     train, prep = sizes["train"], sizes["preprocess"]
     keys = {f"train/{a}/{s}px" for a in train.archs for s in train.image_sizes}
     keys |= {f"eval/{a}/{train.image_sizes[0]}px" for a in train.archs}
-    keys |= {f"preprocess/{c.key}" for c in prep.cases}
+    keys |= {f"preprocess/{c.key}" for c in prep.cases} | {f"decode/{c.key}" for c in prep.cases}
+    keys.add(f"host/{sizes['host'].image_size}px")
     return keys | {"bootstrap", "real-labels"} | set(pipeline.KEYS.values())
 
 
@@ -105,7 +106,8 @@ def test_expected_reruns_follow_dvc_yaml():
     import sys
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     per_arch = {name for name, stage in dvc["stages"].items() if "overrides.${item.arch}" in stage.get("params", [])}
-    assert per_arch == {"train_random", "train_weights", "train_indomain", "truncate"}
+    assert per_arch == {"train_random", "train_weights", "train_indomain", "truncate",
+                        "seed_random", "seed_weights", "seed_indomain", "seed_truncate"}   # seed groups: params seeds
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     listed = set(subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=REPO, check=True,
                                 capture_output=True, text=True).stdout.split())
@@ -113,7 +115,8 @@ def test_expected_reruns_follow_dvc_yaml():
     plain = pipeline.pick_architecture(params)
     assert plain not in params["truncation"]["architectures"]
     assert pipeline.expected_reruns(params, plain) == {
-        f"train_random@{plain}-random", f"train_indomain@{plain}-indomain", *pipeline.STUDY_STAGES}
+        f"train_random@{plain}-random", f"train_indomain@{plain}-indomain", f"seed_random@{plain}-random-0",
+        f"seed_indomain@{plain}-indomain-0", *pipeline.STUDY_STAGES}
     with_truncation = pipeline.expected_reruns(params, truncated)
     assert with_truncation <= listed
     assert {s for s in listed if s.startswith(f"truncate@{truncated}-")} <= with_truncation

@@ -2,7 +2,8 @@
 
 Checks what a lab relies on: a second `dvc repro` runs nothing; changing one architecture's params
 reruns that architecture's stages only, and a pretraining param the in-domain inits only; `dvc exp run
--S model=<arch>` and a restricted grid report the declared models only and train nothing; a fresh clone
+-S model=<arch>` and a restricted grid report the declared models only and train nothing; `dvc exp run
+-S 'seeds=[0,1]'` trains the seed-1 runs only; a fresh clone
 with the lab remote and run-cache trains nothing, with `--pull` and with `--pull --allow-missing`;
 two local workers build the grid without lock failures.
 """
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from benchmarks.tiny_pipeline import make_repo, ran, sh
+from cxrtransfer.pipeline import grid
 
 pytestmark = pytest.mark.slow
 MODEL_GROUPS = ("init_", "train_", "truncate@")
@@ -78,12 +80,16 @@ def test_second_repro_runs_nothing(built):
 
 def test_each_param_makes_only_the_stages_that_read_it_stale(built, tmp_path):
     clone = clone_of(built, tmp_path)
+    # (seed_<kind>@...-0: the seed groups' seed-0 items, which only write a note; params seeds)
     assert stale_after(clone, "overrides.mobilenet_v3.seed", 1) == {
-        "train_random@mobilenet_v3-random", "train_indomain@mobilenet_v3-indomain"}
+        "train_random@mobilenet_v3-random", "train_indomain@mobilenet_v3-indomain",
+        "seed_random@mobilenet_v3-random-0", "seed_indomain@mobilenet_v3-indomain-0"}
     # in-domain pretraining settings: the in-domain inits only (then what follows them), never the random ones
     assert stale_after(clone, "pretrain.lr", 5.0e-4) == {
         "init_indomain@resnet18-indomain", "init_indomain@mobilenet_v3-indomain"}
-    assert stale_after(clone, "init.seed", 1) == {"init_random@resnet18-random", "init_random@mobilenet_v3-random"}
+    assert stale_after(clone, "init.seed", 1) == {"init_random@resnet18-random", "init_random@mobilenet_v3-random",
+                                                  "seed_random@resnet18-random-0", "seed_random@mobilenet_v3-random-0",
+                                                  "seed_truncate@resnet18-1-0"}
     assert stale_after(clone, "bootstrap.replicates", 60) == {"bootstrap"}
 
 
@@ -95,6 +101,23 @@ def test_experiment_on_one_architecture(built, tmp_path):
     assert {m.split("-")[0] for m in metrics["models"]} == {"resnet18"}
     shown = sh(["dvc", "exp", "show", "--json"], clone)
     assert "model" in shown.stdout
+
+
+def test_adding_a_seed_trains_only_its_runs(built, tmp_path):
+    """`dvc exp run -S 'seeds=[0,1]'`: the seed-1 repeat of every model trains, nothing of seed 0 reruns,
+    and the study gains its seed section."""
+    clone = clone_of(built, tmp_path)
+    done = sh(["dvc", "exp", "run", "-S", "seeds=[0,1]"], clone)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    assert params["seeds"] == [0, 1]
+    trained = sorted(s for s in ran(done.stdout) if s.startswith((*MODEL_GROUPS, "seed_")))
+    assert trained == sorted(m.stage for m in grid.seed_runs(params))
+    assert trained == sorted(f"seed_{kind}@{arch}-{kind}-1" for arch in ("resnet18", "mobilenet_v3")
+                             for kind in ("random", "indomain")) + ["seed_truncate@resnet18-1-1"]
+    seeds = json.loads((clone / "metrics" / "bootstrap.json").read_text())["seeds"]
+    assert seeds["seeds"] == [0, 1] and set(seeds["models"]) == set(json.loads(
+        (built / "metrics" / "bootstrap.json").read_text())["models"])
+    assert "## Training seeds" in (clone / "reports" / "summary.md").read_text()
 
 
 def test_restricted_grid_reports_its_models_only_and_trains_nothing(built, tmp_path):

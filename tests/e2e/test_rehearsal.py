@@ -28,6 +28,7 @@ def test_rehearsal_params_differ_from_the_paper_only_in_the_scale_knobs():
         "synthetic.train_patients", "synthetic.valid_patients", "synthetic.test_patients",
         "bootstrap.compare",                                     # pairs among the rehearsed models
         "data.root", "data.test_groundtruth", "synthetic.height", "synthetic.width", "synthetic.labels",  # the dataset
+        "readers.dir",                                           # the synthetic test set's stand-in readers
         "train.device"}                                          # CPU (weights/ is the paper's folder)
     assert params["synthetic"]["height"] == 320 and params["synthetic"]["width"] == 390
     assert params["synthetic"]["labels"] == "real" and params["bootstrap"]["compare"] == []
@@ -53,7 +54,7 @@ def test_small_rehearsal_runs_through_report_and_passes_its_checks(tmp_path):
     repo = tmp_path / "r" / "repo"
     # init@mnasnet-imagenet loaded the stand-in weights file through the real offline lookup.
     from safetensors.torch import load_file
-    standin = load_file(str(repo / "weights" / "mnasnet_100.rmsp_in1k.safetensors"))
+    standin = load_file(str(repo / "weights" / "mnasnet_100.tv_in1k.safetensors"))
     body = load_file(str(repo / "data" / "init" / "mnasnet-imagenet.safetensors"))
     assert body and all(torch.equal(body[k], standin[k]) for k in body)
     # random init is normalized with the training split's statistics, imagenet with ImageNet's.

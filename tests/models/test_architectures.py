@@ -29,12 +29,13 @@ def _few_threads():
 
 
 # ImageNet top-1 of the weights used: torchvision's docs for its tv_in1k weights and Cadene's README for
-# InceptionV4 (as /work/shared/reference.md quotes them), timm's results-imagenet.csv for timm's own tags.
+# InceptionV4 (as /work/shared/reference.md quotes them); timm's results-imagenet.csv for timm's own tags
+# (the TF AutoAugment EfficientNet ports and MobileNetV3's ra_in1k, as the table's source column names them).
 IMAGENET_TOP1 = {
     "densenet121": 74.434, "densenet169": 75.600, "densenet201": 76.896, "resnet18": 69.758, "resnet34": 73.314,
-    "resnet50": 76.130, "resnet101": 77.374, "inception_v3": 77.294, "inception_v4": 80.062, "mnasnet": 74.672,
-    "efficientnet_b0": 77.698, "efficientnet_b1": 78.806, "efficientnet_b2": 80.612, "efficientnet_b3": 82.296,
-    "mobilenet_v2": 72.910, "mobilenet_v3": 75.784}
+    "resnet50": 76.130, "resnet101": 77.374, "inception_v3": 77.294, "inception_v4": 80.062, "mnasnet": 73.456,
+    "efficientnet_b0": 76.882, "efficientnet_b1": 78.840, "efficientnet_b2": 80.074, "efficientnet_b3": 81.648,
+    "mobilenet_v2": 71.878, "mobilenet_v3": 75.784}
 # What the paper could have used in 2020: torchvision 1.5.0 docs (100 - top-1 error), else the sources named.
 IMAGENET_TOP1_2020 = {
     "densenet121": 74.65, "densenet169": 76.00, "densenet201": 77.20, "resnet18": 69.76, "resnet34": 73.30,
@@ -63,7 +64,54 @@ def test_table_lists_the_chextransfer_architectures():
 def test_pinned_tags_exist_in_installed_timm():
     available = set(timm.list_models(pretrained=True))
     for arch in models.architecture_names():
-        assert models.architecture(arch).timm_name in available, arch
+        spec = models.architecture(arch)
+        # torchvision-weights rows build timm's module under its default tag; their tag names the file only
+        if spec.torchvision_builder:
+            assert spec.timm_cfg_name in timm.list_models(), arch
+        else:
+            assert spec.timm_name in available, arch
+
+
+# The paper's ImageNet weights (early 2020), written out: where they come from, the name the file is
+# stored under, and the top-1 of exactly those weights.
+PAPER_WEIGHTS = {
+    "densenet121": ("timm", "densenet121.tv_in1k", 74.434),
+    "densenet169": ("timm", "densenet169.tv_in1k", 75.600),
+    "densenet201": ("timm", "densenet201.tv_in1k", 76.896),
+    "resnet18": ("timm", "resnet18.tv_in1k", 69.758),
+    "resnet34": ("timm", "resnet34.tv_in1k", 73.314),
+    "resnet50": ("timm", "resnet50.tv_in1k", 76.130),
+    "resnet101": ("timm", "resnet101.tv_in1k", 77.374),
+    "inception_v3": ("timm", "inception_v3.tv_in1k", 77.294),
+    "inception_v4": ("timm", "inception_v4.tf_in1k", 80.062),
+    "mnasnet": ("torchvision:mnasnet1_0", "mnasnet_100.tv_in1k", 73.456),
+    "efficientnet_b0": ("timm", "tf_efficientnet_b0.aa_in1k", 76.882),
+    "efficientnet_b1": ("timm", "tf_efficientnet_b1.aa_in1k", 78.840),
+    "efficientnet_b2": ("timm", "tf_efficientnet_b2.aa_in1k", 80.074),
+    "efficientnet_b3": ("timm", "tf_efficientnet_b3.aa_in1k", 81.648),
+    "mobilenet_v2": ("torchvision:mobilenet_v2", "mobilenetv2_100.tv_in1k", 71.878),
+    "mobilenet_v3": ("timm", "mobilenetv3_large_100.ra_in1k", 75.784),
+}
+
+
+def test_table_pins_the_papers_2020_weights():
+    table = {arch: (models.architecture(arch).weights, models.architecture(arch).timm_name,
+                    models.architecture(arch).imagenet_top1) for arch in models.architecture_names()}
+    assert table == PAPER_WEIGHTS
+    assert "CHOICE" in models.architecture("mobilenet_v3").top1_source  # no 2020 torchvision weights: marked
+
+
+def test_a_bad_weights_column_is_an_input_error(monkeypatch):
+    broken = models._read_table().copy()
+    broken.loc["mnasnet", "weights"] = "keras:mnasnet"
+    monkeypatch.setattr(models.pd, "read_csv", lambda *a, **k: broken.reset_index(drop=True))
+    models._read_table.cache_clear()
+    try:
+        with pytest.raises(InputError, match="keras:mnasnet"):
+            models._read_table()
+    finally:
+        monkeypatch.undo()
+        models._read_table.cache_clear()
 
 
 def test_torchvision_ports_carry_torchvision_top1_and_min_size():
@@ -72,14 +120,14 @@ def test_torchvision_ports_carry_torchvision_top1_and_min_size():
         spec = models.architecture(arch)
         if spec.pretrained_tag != "tv_in1k":
             continue
-        weights = torchvision.models.get_model_weights(spec.timm_model).IMAGENET1K_V1
+        weights = torchvision.models.get_model_weights(spec.torchvision_builder or spec.timm_model).IMAGENET1K_V1
         assert spec.imagenet_top1 == pytest.approx(weights.meta["_metrics"]["ImageNet-1K"]["acc@1"], abs=1e-9)
         assert spec.min_input_size >= max(weights.meta["min_size"])
         # the same checkpoint as in 2020 (PyTorch 1.4 era), re-evaluated since: within half a point of the 2020 docs
         top1_2020 = models.load_architecture_table().loc[arch, "imagenet_top1_2020"]
         assert abs(spec.imagenet_top1 - top1_2020) < 0.5
         checked += 1
-    assert checked == 8  # resnet x4, densenet x3, inception_v3
+    assert checked == 10  # resnet x4, densenet x3, inception_v3, mnasnet, mobilenet_v2
 
 
 @pytest.mark.parametrize("arch", sorted(CHEXTRANSFER_ARCHS))
@@ -118,7 +166,7 @@ def _sum_params(model, skip):
 @pytest.mark.parametrize("arch", PAPER_TRUNCATION)
 def test_truncation_removes_blocks_and_their_parameters(arch):
     spec = models.architecture(arch)
-    reference = timm.create_model(spec.timm_name, num_classes=NUM_OUTPUTS).eval()  # independent of build_model
+    reference = timm.create_model(spec.timm_cfg_name, num_classes=NUM_OUTPUTS).eval()  # independent of build_model
     head = reference.pretrained_cfg["classifier"]
     reference_keys = set(reference.state_dict())
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))

@@ -314,3 +314,73 @@ def test_make_weights_cli_checks_every_name_before_downloading(tmp_path, monkeyp
     assert exported == []
     cli.main(["weights", "export", "--all", "--out", str(tmp_path)])
     assert [arch for arch, _ in exported] == models.architecture_names() and len(exported) == 16
+
+
+# --------------------------------------------------------------------------- torchvision's 2020 weights
+
+TORCHVISION_ROWS = {"mnasnet": "mnasnet1_0", "mobilenet_v2": "mobilenet_v2"}
+
+
+def _random_torchvision(builder: str, seed: int) -> torch.nn.Module:
+    """torchvision's model with random weights and random BatchNorm statistics (eval outputs depend on all)."""
+    import torchvision  # only these tests build torchvision's own modules
+
+    model = torchvision.models.get_model(builder, weights=None).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, value in model.state_dict().items():  # in place: keeps the state dict's version metadata
+            if value.dtype.is_floating_point:
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5 if "running_var" in key
+                            else torch.randn(value.shape, generator=generator) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("arch", sorted(TORCHVISION_ROWS))
+def test_torchvision_weights_map_into_timms_module_with_equal_outputs(arch):
+    reference = _random_torchvision(TORCHVISION_ROWS[arch], seed=3)
+    model = models.build_model(arch, 1000, seed=0).eval()
+    model.load_state_dict(weights.torchvision_to_timm(reference.state_dict(), arch))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected, got = reference(x), model(x)
+    assert expected.abs().max() > 0.1  # the comparison is not between two constants
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_mapping_refuses_another_models_file():
+    other = _random_torchvision("mobilenet_v2", seed=1).state_dict()
+    with pytest.raises(InputError, match="mnasnet"):
+        weights.torchvision_to_timm(other, "mnasnet", source="mobilenet.pth")
+
+
+def test_torchvision_rows_resolve_torch_hubs_file_and_load_it_mapped(tmp_path):
+    reference = _random_torchvision("mnasnet1_0", seed=5)
+    url = weights._hub_locations("mnasnet")[2]
+    assert url.endswith("mnasnet1.0_top1_73.512-f206786ef8.pth")  # torchvision's 2020 file
+    hub_file = tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    hub_file.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), hub_file)
+    assert weights.resolve_imagenet_weights("mnasnet", tmp_path / "none", hf_cache_dir=tmp_path / "hf",
+                                            torch_hub_dir=tmp_path / "hub") == hub_file
+    state = weights.read_imagenet_state("mnasnet", hub_file)
+    assert state["conv_stem.weight"].equal(reference.state_dict()["layers.0.weight"])
+    assert state["conv_head.weight"].equal(reference.state_dict()["layers.14.weight"])
+
+
+def test_export_of_a_torchvision_row_writes_timm_names(tmp_path, monkeypatch):
+    reference = _random_torchvision("mobilenet_v2", seed=6)
+
+    class FakeWeights:
+        url = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
+
+        def get_state_dict(self, progress=False):
+            return reference.state_dict()
+
+    monkeypatch.setattr(weights, "_torchvision_weights", lambda builder: FakeWeights())
+    path = weights.export_imagenet_weights("mobilenet_v2", tmp_path / "weights")
+    assert path.name == "mobilenetv2_100.tv_in1k.safetensors"
+    stored, metadata = tensorfiles.load_safetensors(path)
+    assert metadata["weights"] == "torchvision:mobilenet_v2" and metadata["source"] == FakeWeights.url
+    assert stored["conv_stem.weight"].equal(reference.state_dict()["features.0.0.weight"])
+    body = weights.initial_body("mobilenet_v2", "imagenet", weights_dir=tmp_path / "weights", seed=0)
+    assert body["blocks.0.0.conv_dw.weight"].equal(reference.state_dict()["features.1.conv.0.0.weight"])

@@ -67,6 +67,11 @@ BAD_TRAIN = [  # (params, what the one line must say)
     (renamed("train", "trian"), "unknown key 'params.trian' (did you mean 'train'?)"),
     (with_change("overrides.resnet18", {"seeed": 1}), "unknown key 'overrides.resnet18.seeed' (did you mean 'seed'?)"),
     (with_change("overrides.resnet18", {"batch_size": 0}), "overrides.resnet18.batch_size must be >= 1"),
+    (with_change("train.devices", 3), "train.batch_size 16 is the global batch: it does not split evenly over "
+                                      "train.devices 3 processes"),
+    (with_change("overrides.resnet18", {"devices": 3}), "train.batch_size 16 is the global batch: it does not "
+                                                       "split evenly over overrides.resnet18.devices 3 processes"),
+    (with_change("train.compile", "yes"), "train.compile must be true or false"),
     (with_change("data.image_size", 8), "data.image_size must be >= 16"),
     (with_change("data.blank_as_negative", "yes"), "data.blank_as_negative must be true or false"),
     (with_change("data.tasks", ["Atelectasis", "Cardiomegally"]), "did you mean 'Cardiomegaly'?"),

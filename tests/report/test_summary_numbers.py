@@ -124,8 +124,9 @@ def test_the_checker_catches_a_wrong_number(fixture_report):
 
 
 def test_number_parser_reads_precision_and_ignores_names():
-    assert summary_check.printed_numbers("r18-imagenet 0.871 [+0.850, -1.2e-05] 6.96 M densenet121-k1") == [
-        (0.871, 0.0005), (0.85, 0.0005), (-1.2e-05, 0.5e-6), (6.96, 0.005)]
+    parsed = summary_check.printed_numbers("r18-imagenet 0.871 [+0.850, -1.2e-05] 6.96 M densenet121-k1 73%")
+    expected = [(0.871, 0.0005), (0.85, 0.0005), (-1.2e-05, 0.5e-6), (6.96, 0.005), (0.73, 0.005)]
+    np.testing.assert_allclose(np.array(parsed), np.array(expected), rtol=1e-12, atol=0)
 
 
 def _scatter_points(ax) -> dict[str, set]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -62,8 +63,12 @@ def test_init_then_train_writes_every_output(prepared, arch):
     assert 1 <= len(kept) <= 2 and description["policies"] == ["ones", "multiclass"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(f"step{s:010d}.safetensors" for s in kept)
     test = pd.read_csv(out / "test_predictions.csv")
-    assert list(test.columns) == ["checkpoint", "path", "patient", "study", *TASKS]
+    # Pneumonia is U-MultiClass: its two logits are stored for the reference scoring order
+    assert list(test.columns) == ["checkpoint", "path", "patient", "study", *TASKS,
+                                  "Pneumonia:negative_logit", "Pneumonia:positive_logit"]
     assert len(test) == 4 * len(kept) and test[TASKS].stack().between(0, 1).all()
+    softmax = 1 / (1 + np.exp(test["Pneumonia:negative_logit"] - test["Pneumonia:positive_logit"]))
+    np.testing.assert_allclose(test["Pneumonia"], softmax, rtol=1e-4)
     metrics = json.loads((prepared / f"{arch}.json").read_text())
     assert metrics["params"] == description["params"] > 0
     # throughput and wall time differ run to run: beside the resume state, not in metrics or model.json
@@ -107,9 +112,40 @@ def test_train_tasks_are_learned_and_only_data_tasks_are_evaluated(prepared):
     checkpoint = next((out / "checkpoints").iterdir())
     from safetensors.torch import load_file
     assert load_file(str(checkpoint))["fc.weight"].shape[0] == 5
-    assert list(pd.read_csv(out / "valid_predictions.csv").columns) == ["checkpoint", "path", "patient", "study", *TASKS]
+    valid = pd.read_csv(out / "valid_predictions.csv")
+    assert list(valid.columns) == ["checkpoint", "path", "patient", "study", *TASKS,
+                                   "Pneumonia:negative_logit", "Pneumonia:positive_logit"]
+    # Pneumonia's logits are the head's outputs 2 and 3 (after Edema and Atelectasis), not 0 and 1
+    softmax = 1 / (1 + np.exp(valid["Pneumonia:negative_logit"] - valid["Pneumonia:positive_logit"]))
+    np.testing.assert_allclose(valid["Pneumonia"], softmax, rtol=1e-4)
 
     params["train"]["tasks"] = ["Edema", "Atelectasis"]  # leaves out the evaluated Pneumonia
     (prepared / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(InputError, match=r"train.tasks must include every task of data.tasks; missing \['Pneumonia'\]"):
         train_stage.main(train_args(prepared, "resnet18", weights))
+
+
+@pytest.mark.slow
+def test_devices_2_relaunches_the_stage_under_torchrun_on_cpu(prepared, capfd):
+    """train.devices: 2 on CPU: the stage relaunches itself as 2 gloo processes sharing the global batch of
+    4 (2 each, BatchNorm synchronized); rank 0 writes every output, at the cadence of the global batch."""
+    params = yaml.safe_load((prepared / "params.yaml").read_text())
+    params["train"]["devices"] = 2
+    (prepared / "params.yaml").write_text(yaml.safe_dump(params))
+    weights = prepared / "init.safetensors"
+    init_stage.main(["--params", str(prepared / "params.yaml"), "--arch", "resnet18", "--init", "random",
+                     "--out", str(weights), "--metrics", str(prepared / "init.json"), "--state", str(prepared / "s")])
+    capfd.readouterr()
+    train_stage.main(train_args(prepared, "resnet18", weights))
+    starts = [line for line in capfd.readouterr().out.splitlines() if line.startswith("train resnet18-random: 24 train")]
+    assert len(starts) == 2, starts   # one line per process: two ranks ran
+    out = prepared / "models" / "resnet18"
+    description = json.loads((out / "model.json").read_text())
+    assert description["train"]["devices"] == 2 and description["train"]["batch_size"] == 4
+    kept = sorted(k["step"] for k in description["kept"])
+    assert len(kept) == 2 and set(kept) <= {8, 16, 24}   # 24 training images, evaluations every 8 (global count)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"step{s:010d}.safetensors" for s in kept]
+    test = pd.read_csv(out / "test_predictions.csv")
+    assert len(test) == 4 * len(kept) and test[TASKS].stack().between(0, 1).all()
+    assert json.loads((prepared / "resnet18.json").read_text())["kept_checkpoints"] == 2
+    assert not (prepared / "state" / "resnet18").exists()

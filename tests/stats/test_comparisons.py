@@ -125,3 +125,15 @@ def test_boosts_carry_per_task_delong_and_holm_per_init():
     archs = ["e0", "r18", "r50"]
     holm = plain_holm({x: boosts[x]["imagenet"]["p"] for x in archs})
     assert {x: boosts[x]["imagenet"]["p_holm"] for x in archs} == pytest.approx(holm, abs=1e-12)
+
+
+def test_per_task_families_carry_holm_over_delong_too():
+    models, result, arrays = _analysis_study()
+    boosts = comparisons.pretraining_boosts(result, models, "random", arrays)
+    entries = [boosts[a]["imagenet"]["tasks"][t] for a in sorted(boosts) if "imagenet" in boosts[a]
+               for t in sorted(boosts[a]["imagenet"]["tasks"])]
+    assert len(entries) > 2
+    expected = plain_holm({i: e["p_delong"] for i, e in enumerate(entries)})
+    assert {i: e["p_delong_holm"] for i, e in enumerate(entries)} == pytest.approx(expected)
+    expected = plain_holm({i: e["p"] for i, e in enumerate(entries)})
+    assert {i: e["p_holm"] for i, e in enumerate(entries)} == pytest.approx(expected)

@@ -129,3 +129,61 @@ def test_nan_loss_is_a_clear_error(tmp_path):
     with pytest.raises(TrainingError, match=r"loss is nan in the 4 steps before 32 images \(epoch 1\)"):
         loop.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "nan", "f",
                      device=torch.device("cpu"), log=lambda _: None)
+
+
+CUDA = torch.device("cuda", 0)   # the choices below are made from the device alone: no GPU is needed to test them
+
+
+def test_cuda_runs_channels_last_with_cudnn_benchmark_and_cpu_runs_untouched(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    model = TinyNet(3)
+    loop.tune_for_device(model, torch.device("cpu"))
+    assert model.conv.weight.is_contiguous() and torch.backends.cudnn.benchmark is False
+    loop.tune_for_device(model, CUDA)
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.conv.weight.is_contiguous()
+    assert torch.backends.cudnn.benchmark is True
+
+
+def test_adam_is_fused_on_cuda_only():
+    config = loop.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=8, top_k=1)
+    assert loop.adam(TinyNet(3), config, CUDA).defaults["fused"] is True
+    cpu = loop.adam(TinyNet(3), config, torch.device("cpu"))
+    assert not cpu.defaults["fused"] and cpu.defaults["lr"] == 3e-3 and cpu.defaults["betas"] == (0.9, 0.999)
+
+
+def test_compile_is_off_by_default_and_ignored_with_a_message_off_cuda(monkeypatch):
+    calls, logs = [], []
+    monkeypatch.setattr(torch, "compile", lambda net: calls.append(net) or "compiled")
+    net = TinyNet(3)
+    off = loop.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=8, top_k=1)
+    on = loop.FitConfig(epochs=1, batch_size=8, lr=3e-3, eval_every_images=8, top_k=1, compile=True)
+    assert loop.compiled(net, off, CUDA, logs.append) is net and calls == [] and logs == []
+    assert loop.compiled(net, on, torch.device("cpu"), logs.append) is net and calls == []
+    assert logs == ["train.compile is ignored on cpu: only CUDA runs compile the model"]
+    assert loop.compiled(net, on, CUDA, logs.append) == "compiled" and calls == [net]
+    assert loop.fit_config({"epochs": 1, "batch_size": 8, "lr": 1e-3, "eval_every_images": 8, "top_k": 1,
+                            "compile": True}).compile is True
+
+
+def test_the_process_world_is_closed_on_every_exit_path(tmp_path, monkeypatch):
+    """fit() closes the world it joined when it returns and when it fails (here: a NaN loss)."""
+    closed = []
+
+    class Recorded(loop.Distributed):
+        def close(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(loop.Distributed, "from_env", classmethod(lambda cls, device: Recorded()))
+    config = loop.FitConfig(epochs=1, batch_size=8, lr=1e-3, eval_every_images=48, top_k=1, seed=0)
+    run(tmp_path, config, "ok")
+    assert closed == [True]
+    layout = layouts.ChexpertLayout(["ones", "multiclass"])
+    model = loop.seeded(0, TinyNet, layout.width)
+    with torch.no_grad():
+        model.fc.bias.fill_(float("nan"))
+    train, valid = learnable_set(32, 1), learnable_set(16, 2)
+    with pytest.raises(TrainingError, match="loss is nan"):
+        loop.fit(model, layout, train, valid, accuracy_score(valid), config, tmp_path / "nan", "f",
+                 device=torch.device("cpu"), log=lambda _: None)
+    assert closed == [True, True]
