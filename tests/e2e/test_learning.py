@@ -28,7 +28,7 @@ from stages import train as train_stage
 TASKS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion", "No Finding"]
 # Measured on this configuration (resnet18 from random init, 3 epochs over 578 images at 48 px, seed 0,
 # requirements.lock, 2-core AMD EPYC build machine), on the branch's base, with issue 24's DDP loss merged
-# (its vectorized loss rounds differently, so the same seed trains a different model) and with main at 9fb52ec:
+# (its vectorized loss rounds differently, so the same seed trains a different model) and with main at 77822d9:
 #   correct code 0.665 / 0.664 / 0.673; wrong label column 0.570 / 0.569 / 0.571; shuffled targets
 #   0.544 / 0.535 / 0.541;
 #   wrong policies 0.636 / 0.658 and 0..255 inputs 0.681 (not separable: see the docstring).
