@@ -35,6 +35,43 @@ def test_load_image_resizes_shorter_side_and_centre_crops(tmp_path):
     assert out[:, :8].max() < 30 and out[:, 12:].min() > 225
 
 
+def pil_shorter_side_centre_crop(path: Path, size: int) -> np.ndarray:
+    """The expected pixels, from PIL directly: the whole image resized (shorter side to `size`, bilinear),
+    then the centre size x size cut out with numpy."""
+    with Image.open(path) as img:
+        gray = img.convert("L")
+    width, height = gray.size
+    scale = size / min(width, height)
+    new_w, new_h = round(width * scale), round(height * scale)
+    full = np.asarray(gray.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=None))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return full[top:top + size, left:left + size]
+
+
+@pytest.mark.parametrize("height, width", [(60, 40), (40, 60)])
+def test_load_image_takes_the_centre_crop_of_an_image_that_varies_by_row_and_column(tmp_path, height, width):
+    # every 10 x 10 block has its own level and a ramp inside: top, centre and bottom crops, and a stretch
+    # of the whole image, all give different pixels
+    rows, columns = np.mgrid[0:height, 0:width]
+    pixels = ((rows // 10) * 60 + (columns // 10) * 9 + rows % 10 + 2 * (columns % 10)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    out = images.load_image(tmp_path / "x.png", 20)
+    expected = pil_shorter_side_centre_crop(tmp_path / "x.png", 20)
+    np.testing.assert_array_equal(out, expected)
+    with Image.open(tmp_path / "x.png") as img:
+        stretched = np.asarray(img.resize((20, 20), Image.Resampling.BILINEAR))
+        short = (20 * width // min(height, width), 20 * height // min(height, width))
+        full = np.asarray(img.resize(short, Image.Resampling.BILINEAR, reducing_gap=None))
+    assert not np.array_equal(out, stretched)  # keep-aspect, not a stretch
+    assert not np.array_equal(out, full[:20, :20])  # the centre, not the top-left corner
+    assert not np.array_equal(out, full[-20:, -20:])
+    if height == 60:
+        # by hand: output (10, 10) is (15, 10) of the 30 x 20 resize, centred on source (31, 21); bilinear at
+        # scale 2 weighs rows 29..32 and columns 19..22 by 1/8, 3/8, 3/8, 1/8 (the level is separable):
+        # rows (129, 180, 181, 182) -> 174.25, columns (27, 18, 20, 22) -> 20.375; 194.625 in all
+        assert abs(int(out[10, 10]) - 194.625) < 1
+
+
 def test_corrupt_and_missing_images_are_named(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     with pytest.raises(InputError, match="bad.jpg"):
@@ -49,9 +86,14 @@ def test_preprocess_stage_writes_the_cache(tiny_chexpert, tmp_path):
     array, index = images.read_cache(out)
     assert array.shape == (6 * 2 * 2 + 2 * 2 + 2 * 2, 24, 24)
     assert set(index["source_split"]) == {"train", "valid", "test"}
-    # the cached pixels are exactly load_image of the file
-    first = tiny_chexpert / index["path"].iloc[5]
-    assert np.array_equal(array[5], images.load_image(first, 24))
+    # the cached pixels are the file's, resized and cropped by PIL directly (not by load_image, which the
+    # cache itself calls); at 24 px from 40 x 48 JPEGs libjpeg's draft scaling cannot apply. At this
+    # non-integer scale, resampling only the crop box rounds an odd pixel the other way: 1 grey level of
+    # 255, where a wrong image, crop or stretch of these noise images is off by tens.
+    for row in (0, 5, len(index) - 1):
+        expected = pil_shorter_side_centre_crop(tiny_chexpert / index["path"].iloc[row], 24).astype(int)
+        assert np.abs(array[row].astype(int) - expected).max() <= 1, row
+        assert np.abs(array[row].astype(int) - expected).mean() < 0.05, row
 
 
 def test_preprocess_frontal_only(tiny_chexpert, tmp_path):

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from sklearn.metrics import roc_auc_score
 
 from cxrtransfer.data.chexpert import INDEX_COLUMNS, OBSERVATIONS
 from cxrtransfer.errors import InputError
 from cxrtransfer.pipeline.config import run_stage
-from cxrtransfer.stats import bootstrap
 from stages import bootstrap as bootstrap_stage
 from stages import correlate as correlate_stage
 from stages import ensemble as ensemble_stage
 from stages import report as report_stage
+from tests.stats.test_significance import _delong_slow as delong_from_the_definition
+from tests.stats.test_significance import plain_holm
 
 TASKS = ["Cardiomegaly", "Edema", "No Finding"]
 REPLICATES = 60
@@ -164,17 +163,26 @@ def test_stages_end_to_end(tmp_path):
     result = json.loads(out["bootstrap"].read_text())
     assert result["replicates"]["drawn"] == REPLICATES
     assert result["replicates"]["kept"] + result["replicates"]["dropped"] == REPLICATES
-    # CI of one model against a plain resampling loop on the same multiplicities
+    # CI of one model against a plain resampling loop: replicate r draws len(studies) row numbers with
+    # default_rng(seed).integers (one study per patient here, patients in study order); none is dropped
     per_study, labels = direct_study_scores(paths, "r18-imagenet")
-    counts = bootstrap.bootstrap_multiplicities(len(labels), REPLICATES, seed=0)
-    means = [np.mean([direct_auc(per_study, labels, task, row) for task in TASKS]) for row in counts]
+    draws = np.random.default_rng(0).integers(0, len(labels), size=(REPLICATES, len(labels)))
+    assert result["replicates"]["dropped"] == 0
+    means = [np.mean([direct_auc(per_study.iloc[rows], labels.iloc[rows], task) for task in TASKS]) for rows in draws]
+    random_study, _ = direct_study_scores(paths, "r18-random")
+    random_means = [np.mean([direct_auc(random_study.iloc[rows], labels.iloc[rows], task) for task in TASKS])
+                    for rows in draws]
     entry = result["models"]["r18-imagenet"]
     assert entry["mean_auc"] == pytest.approx(direct_means["r18-imagenet"], abs=1e-6)
     assert entry["mean_auc_ci_low"] == pytest.approx(np.percentile(means, 2.5), abs=1e-6)
     assert entry["mean_auc_ci_high"] == pytest.approx(np.percentile(means, 97.5), abs=1e-6)
     boost = result["boosts"]["r18"]["imagenet"]
     assert boost["diff"] == pytest.approx(direct_means["r18-imagenet"] - direct_means["r18-random"], abs=1e-6)
-    assert 0 < boost["p"] <= 1 and boost["ci_low"] <= boost["diff"] <= boost["ci_high"]
+    diffs = np.array(means) - np.array(random_means)
+    expected_p = min(1.0, 2 * (1 + min((diffs <= 0).sum(), (diffs >= 0).sum())) / (REPLICATES + 1))
+    assert boost["p"] == pytest.approx(expected_p, abs=1e-6)
+    assert (boost["ci_low"], boost["ci_high"]) == pytest.approx(
+        (np.percentile(diffs, 2.5), np.percentile(diffs, 97.5)), abs=1e-6)
     assert "r18-imagenet - d121-imagenet" in result["comparisons"]
     assert result["truncation"]["r34-k1"]["diff"] == pytest.approx(
         direct_means["r34-k1"] - direct_means["r34-imagenet"], abs=1e-6)
@@ -188,8 +196,18 @@ def test_stages_end_to_end(tmp_path):
     assert result["families"]["random"]["within"]["resnet"]["diff"] == pytest.approx(
         direct_means["r34-random"] - direct_means["r18-random"], abs=1e-5)
     task_boost = result["boosts"]["r18"]["imagenet"]["tasks"]["Edema"]
-    assert 0 < task_boost["p_delong"] <= 1 and 0 < task_boost["p_holm"] <= 1
-    assert task_boost["p_delong"] <= task_boost["p_delong_holm"] <= 1
+    # DeLong from the O(n^2) definition on the studies with a label (uncertain ones carry no weight)
+    kept = labels["Edema"].to_numpy() != -1.0
+    _, z = delong_from_the_definition(per_study["Edema"].to_numpy()[kept], random_study["Edema"].to_numpy()[kept],
+                                      (labels["Edema"].to_numpy()[kept] == 1.0).astype(float))
+    assert task_boost["p_delong"] == pytest.approx(2 * norm.sf(abs(z)), abs=1e-6)
+    # Holm within the init's family of per-task tests (every architecture x task), step-down by hand
+    family = {(a, t): result["boosts"][a]["imagenet"]["tasks"][t]["p"] for a in ("r18", "r34", "d121") for t in TASKS}
+    # (the p-values are read back rounded to 6 decimals: Holm multiplies their rounding by up to 9)
+    assert task_boost["p_holm"] == pytest.approx(plain_holm(family)[("r18", "Edema")], abs=1e-5)
+    delong_family = {(a, t): result["boosts"][a]["imagenet"]["tasks"][t]["p_delong"]
+                     for a in ("r18", "r34", "d121") for t in TASKS}
+    assert task_boost["p_delong_holm"] == pytest.approx(plain_holm(delong_family)[("r18", "Edema")], abs=1e-5)
     plot = pd.read_csv(out["plot"])
     assert set(plot["model"]) == set(ensemble["models"])
 
@@ -379,16 +397,35 @@ def test_bootstrap_refuses_bad_ensemble(tmp_path):
     assert not out["bootstrap"].exists()
 
 
-def test_correlate_defaults_to_the_packaged_architecture_table(tmp_path, monkeypatch):
+REAL_NAMES = {"r18": "resnet18", "r34": "resnet34", "d121": "densenet121"}
+
+
+def rename_to_packaged_architectures(paths: dict[str, Path]) -> None:
+    """The fixture with the packaged table's architecture names: folders, model.json and params."""
+    for parent in (paths["models"], paths["trunc"]):
+        for folder in sorted(parent.iterdir()):
+            arch, _, rest = folder.name.partition("-")
+            meta = json.loads((folder / "model.json").read_text())
+            (folder / "model.json").write_text(json.dumps({**meta, "arch": REAL_NAMES[meta["arch"]]}))
+            folder.rename(parent / f"{REAL_NAMES[arch]}-{rest}")
+    params = yaml.safe_load(paths["params"].read_text())
+    params["architectures"] = [REAL_NAMES[a] for a in params["architectures"]]
+    params["truncation"]["architectures"] = [REAL_NAMES[a] for a in params["truncation"]["architectures"]]
+    params["bootstrap"]["compare"] = [["resnet18-imagenet", "densenet121-imagenet"]]
+    paths["params"].write_text(yaml.safe_dump(params))
+
+
+def test_correlate_defaults_to_the_packaged_architecture_table(tmp_path):
+    """Without --architectures, correlate reads cxrtransfer/models/architectures.csv itself (the real module)."""
     paths, out = build_fixture(tmp_path), outputs(tmp_path)
+    rename_to_packaged_architectures(paths)
     ensemble_stage.main(ensemble_argv(paths, out))
     bootstrap_stage.main(bootstrap_argv(paths, out))
-    # A stand-in module: the real one imports torch and timm, slow for a test of table plumbing.
-    fake = types.ModuleType("cxrtransfer.models.architectures")
-    fake.load_architecture_table = lambda: ARCHITECTURES.set_index("arch", drop=False)
-    monkeypatch.setitem(sys.modules, "cxrtransfer.models.architectures", fake)
     correlate_stage.main(["--params", str(paths["params"]), "--bootstrap", str(out["bootstrap"]),
                           "--ensemble", str(out["ensemble"]), "--out", str(out["correlations"]),
                           "--points", str(out["points"])])
-    points = pd.read_csv(out["points"])
-    assert dict(zip(points["arch"], points["imagenet_top1"])) == dict(zip(ARCHITECTURES["arch"], ARCHITECTURES["imagenet_top1"]))
+    points = pd.read_csv(out["points"]).drop_duplicates("arch").set_index("arch")
+    # the packaged CSV's values (torchvision's docs: the weights used, and 100 - the 2020 docs' top-1 error)
+    assert points["imagenet_top1"].to_dict() == {"resnet18": 69.758, "resnet34": 73.314, "densenet121": 74.434}
+    assert points["imagenet_top1_2020"].to_dict() == {"resnet18": 69.76, "resnet34": 73.30, "densenet121": 74.65}
+    assert points["family"].to_dict() == {"resnet18": "resnet", "resnet34": "resnet", "densenet121": "densenet"}

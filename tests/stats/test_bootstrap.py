@@ -24,6 +24,8 @@ def _study(rng: np.random.Generator, n_models: int, n: int, n_tasks: int, rare_t
 def test_multiplicities_are_resamples_and_seeded():
     counts = bootstrap.bootstrap_multiplicities(50, 30, seed=3)
     assert counts.shape == (30, 50)
+    draws = np.random.default_rng(3).integers(0, 50, size=(30, 50))
+    assert [np.bincount(row, minlength=50).tolist() for row in draws] == counts.tolist()
     assert (counts.sum(axis=1) == 50).all() and (counts >= 0).all()
     assert (counts == bootstrap.bootstrap_multiplicities(50, 30, seed=3)).all()
     assert not (counts == bootstrap.bootstrap_multiplicities(50, 30, seed=4)).all()
@@ -37,11 +39,12 @@ def test_bootstrap_ci_equals_plain_loop():
     replicates, seed, confidence = 120, 7, 0.9
     result = bootstrap.bootstrap_aucs(scores, targets, weights, models, tasks, replicates, seed, confidence)
 
-    counts = bootstrap.bootstrap_multiplicities(len(targets), replicates, seed)
+    # the resamples written plainly (not through bootstrap_multiplicities): replicate r is the r-th row of
+    # len(targets) row numbers drawn by default_rng(seed).integers
+    draws = np.random.default_rng(seed).integers(0, len(targets), size=(replicates, len(targets)))
     per_replicate = []  # (models, tasks) per kept replicate
     dropped = 0
-    for row in counts:
-        rows = np.repeat(np.arange(len(targets)), row)
+    for rows in draws:
         y, w = targets[rows], weights[rows]
         if any(len(np.unique(y[w[:, t] > 0, t])) < 2 for t in range(len(tasks))):
             dropped += 1

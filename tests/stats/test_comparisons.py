@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
-from cxrtransfer.stats import bootstrap, comparisons, significance
+from cxrtransfer.stats import bootstrap, comparisons
 from tests.stats.test_bootstrap import _study
+from tests.stats.test_significance import _delong_slow as delong_from_the_definition
+from tests.stats.test_significance import plain_holm
 
 
 def test_truncation_keeps_the_largest_k_before_the_first_significant_loss():
@@ -92,8 +95,8 @@ def test_best_vs_worst_and_family_differences_against_plain_computation():
         assert (entry["diff"], entry["ci_low"], entry["ci_high"], entry["p"]) == pytest.approx(
             (point[best] - point[worst], low, high, p), abs=1e-12)
     assert best_worst["random"]["paper"]["diff"] == 0.052 and best_worst["imagenet"]["paper"] is None
-    holm = significance.holm([best_worst["random"]["p"], best_worst["imagenet"]["p"]])
-    assert [best_worst["random"]["p_holm"], best_worst["imagenet"]["p_holm"]] == holm
+    holm = plain_holm({init: best_worst[init]["p"] for init in ("random", "imagenet")})
+    assert {init: best_worst[init]["p_holm"] for init in ("random", "imagenet")} == pytest.approx(holm, abs=1e-12)
 
     families = comparisons.family_differences(result, models, "random")
     resnet = families["random"]["within"]["resnet"]
@@ -114,12 +117,14 @@ def test_boosts_carry_per_task_delong_and_holm_per_init():
     boosts = comparisons.pretraining_boosts(result, models, "random", arrays)
     scores, targets, weights = arrays
     a, b = result.index("r50-imagenet"), result.index("r50-random")
-    expected = significance.delong_test(scores[a, :, 1], scores[b, :, 1], targets[:, 1], weights[:, 1])
-    assert boosts["r50"]["imagenet"]["tasks"]["t1"]["p_delong"] == expected["p"]
-    assert boosts["r50"]["imagenet"]["tasks"]["t1"]["diff"] == pytest.approx(expected["diff"], abs=1e-12)
+    # DeLong from the O(n^2) definition on the studies that carry weight (not the project's fast version)
+    kept = weights[:, 1] > 0
+    auc, z = delong_from_the_definition(scores[a, kept, 1], scores[b, kept, 1], targets[kept, 1])
+    assert boosts["r50"]["imagenet"]["tasks"]["t1"]["p_delong"] == pytest.approx(2 * norm.sf(abs(z)), abs=1e-9)
+    assert boosts["r50"]["imagenet"]["tasks"]["t1"]["diff"] == pytest.approx(auc[0] - auc[1], abs=1e-12)
     archs = ["e0", "r18", "r50"]
-    holm = significance.holm([boosts[x]["imagenet"]["p"] for x in archs])
-    assert [boosts[x]["imagenet"]["p_holm"] for x in archs] == holm
+    holm = plain_holm({x: boosts[x]["imagenet"]["p"] for x in archs})
+    assert {x: boosts[x]["imagenet"]["p_holm"] for x in archs} == pytest.approx(holm, abs=1e-12)
 
 
 def test_per_task_families_carry_holm_over_delong_too():
@@ -128,6 +133,7 @@ def test_per_task_families_carry_holm_over_delong_too():
     entries = [boosts[a]["imagenet"]["tasks"][t] for a in sorted(boosts) if "imagenet" in boosts[a]
                for t in sorted(boosts[a]["imagenet"]["tasks"])]
     assert len(entries) > 2
-    expected = significance.holm([e["p_delong"] for e in entries])
-    assert [e["p_delong_holm"] for e in entries] == pytest.approx(expected)
-    assert [e["p_holm"] for e in entries] == pytest.approx(significance.holm([e["p"] for e in entries]))
+    expected = plain_holm({i: e["p_delong"] for i, e in enumerate(entries)})
+    assert {i: e["p_delong_holm"] for i, e in enumerate(entries)} == pytest.approx(expected)
+    expected = plain_holm({i: e["p"] for i, e in enumerate(entries)})
+    assert {i: e["p_holm"] for i, e in enumerate(entries)} == pytest.approx(expected)

@@ -19,6 +19,21 @@ def test_holm_against_a_hand_computed_example():
     assert significance.holm([0.7, 0.9]) == [1.0, 1.0]
 
 
+def plain_holm(p: dict) -> dict:
+    """Holm's step-down, written out: the k-th smallest of m p-values times (m - k + 1), running maximum, cap 1."""
+    ordered = sorted(p, key=p.get)
+    adjusted, running = {}, 0.0
+    for k, key in enumerate(ordered):
+        running = max(running, min(1.0, (len(p) - k) * p[key]))
+        adjusted[key] = running
+    return adjusted
+
+
+def test_plain_holm_reproduces_the_hand_computed_example():
+    assert plain_holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005}) == pytest.approx(
+        {"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02}, abs=1e-15)
+
+
 def test_holm_equals_statsmodels():
     multitest = pytest.importorskip("statsmodels.stats.multitest")
     p = np.random.default_rng(8).random(12) ** 3
