@@ -57,10 +57,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             names.append(outside.READER_FIGURE)
         names += seed_report.write_seed_figure(tmp, bootstrap)   # with more than one training seed
         links = [os.path.relpath(args.figures / name, args.out.parent) for name in names]
+        sections = [outside.readers_markdown(bootstrap), fidelity.fidelity_markdown(bootstrap, correlations),
+                    seed_report.seeds_markdown(bootstrap, correlations)]   # "" when the study has none
         text = markdown.summary_markdown(bootstrap, correlations, points, models, links,
-                                         extra=outside.readers_markdown(bootstrap)) + "\n" + \
-            fidelity.fidelity_markdown(bootstrap, correlations)
-        text += seed_report.seeds_markdown(bootstrap, correlations)   # "" with one training seed
+                                         extra="\n\n".join(s.strip() for s in sections if s))
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     print(f"report: {args.out} and {len(names)} figure(s) in {args.figures}")
