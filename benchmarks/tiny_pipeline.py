@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "model": "all",
     "architectures": ["resnet18", "mobilenet_v3"],
+    "seeds": [0],   # one seed (the demo trains two): tests add seed 1 with `dvc exp run -S 'seeds=[0,1]'`
     "inits": {"random": ["random"], "weights": [], "indomain": ["indomain"]},
     "synthetic": {"train_patients": 40, "valid_patients": 20, "test_patients": 30, "height": 40, "width": 48,
                   "max_studies_per_patient": 2, "labels": "invented"},

@@ -320,7 +320,10 @@ def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] 
     try:
         main(argv)
     except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
+        # one write of the whole line: DDP ranks share torchrun's stderr pipe, and print() writes the text
+        # and its newline separately when stderr is unbuffered, so two ranks' lines could run together
+        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.flush()
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: rerun the stage to resume", file=sys.stderr)

@@ -114,9 +114,11 @@ def test_expected_reruns_follow_dvc_yaml():
     truncated = params["truncation"]["architectures"][0]
     plain = pipeline.pick_architecture(params)
     assert plain not in params["truncation"]["architectures"]
+    assert params["seeds"] == [0, 1]  # the demo's two seeds: each model's seed-0 note and seed-1 repeat rerun too
     assert pipeline.expected_reruns(params, plain) == {
         f"train_random@{plain}-random", f"train_indomain@{plain}-indomain", f"seed_random@{plain}-random-0",
-        f"seed_indomain@{plain}-indomain-0", *pipeline.STUDY_STAGES}
+        f"seed_indomain@{plain}-indomain-0", f"seed_random@{plain}-random-1", f"seed_indomain@{plain}-indomain-1",
+        *pipeline.STUDY_STAGES}
     with_truncation = pipeline.expected_reruns(params, truncated)
     assert with_truncation <= listed
     assert {s for s in listed if s.startswith(f"truncate@{truncated}-")} <= with_truncation

@@ -31,6 +31,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sca
 TINY = {
     "model": "all",
     "architectures": ["resnet18", "mobilenet_v3"],
+    "seeds": [0],   # the seed-0 note stages only (the demo trains two seeds)
     "inits": {"random": ["random"], "weights": [], "indomain": []},
     "synthetic": {"train_patients": 30, "valid_patients": 12, "test_patients": 16, "height": 36, "width": 40,
                   "max_studies_per_patient": 2, "labels": "invented"},
@@ -235,7 +236,10 @@ def test_stage_plan_from_dvc(tmp_path):
     repo = make_repo(tmp_path / "repo", job_env(dict(os.environ)))
     pipeline = slurm.read_pipeline(repo)
     models = [s for s in pipeline.order if slurm.is_model_stage(s)]
+    # seed_*-0: the seed groups' seed-0 items (a note naming the configured run; params seeds)
     assert sorted(models) == ["init_random@mobilenet_v3-random", "init_random@resnet18-random",
+                              "seed_random@mobilenet_v3-random-0", "seed_random@resnet18-random-0",
+                              "seed_truncate@resnet18-1-0",
                               "train_random@mobilenet_v3-random", "train_random@resnet18-random", "truncate@resnet18-1"]
     assert slurm.model_upstream("train_random@resnet18-random", pipeline.upstream) == {"init_random@resnet18-random"}
     prepare, scheduled = slurm.plan(pipeline, done=lambda s: False)
@@ -255,7 +259,9 @@ def test_grid_on_slurm_matches_plain_repro_and_resumes_after_cancel(cluster, tmp
     first = submit(repo, env)
     jobs = first["jobs"]
     assert set(first["model_jobs"]) == {"init_random@mobilenet_v3-random", "init_random@resnet18-random", CANCELLED,
-                                        "train_random@resnet18-random", "truncate@resnet18-1"}
+                                        "train_random@resnet18-random", "truncate@resnet18-1",
+                                        "seed_random@mobilenet_v3-random-0", "seed_random@resnet18-random-0",
+                                        "seed_truncate@resnet18-1-0"}
     assert job_state(jobs[CANCELLED], env)["JobName"] == CANCELLED
     # Submitted again while the grid is queued: no stage twice; the new study job replaces the pending one.
     again = submit(repo, env)
