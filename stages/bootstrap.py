@@ -18,7 +18,7 @@ from cxrtransfer.data.chexpert import validate_tasks
 from cxrtransfer.errors import InputError
 from cxrtransfer.fileio import write_csv, write_json
 from cxrtransfer.models.architectures import architecture_names
-from cxrtransfer.models.costs import truncation_costs
+from cxrtransfer.models.flops import truncation_costs
 from cxrtransfer.pipeline import config as schema
 from cxrtransfer.stats import bootstrap, comparisons, paper, predictions, readers, seed_runs, seeds, selection
 from cxrtransfer.stats.significance import add_holm

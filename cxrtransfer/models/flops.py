@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from ..data.chexpert import OBSERVATIONS
 from ..fileio import atomic_path
-from .architectures import architecture_names, build_model, check_input_size
+from .architectures import architecture_names, build_model, check_input_size, count_parameters
 
 TABLE = Path(__file__).with_name("flops.csv")
 COLUMNS = ["arch", "image_size", "forward_gflop", "training_gflop"]
@@ -52,6 +52,21 @@ def count_module_flops(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, in
         forward = counter.get_total_flops()
         logits.sum().backward()
     return forward, counter.get_total_flops()
+
+
+def model_costs(arch: str, truncate_blocks: int, image_size: int, num_outputs: int) -> dict[str, float]:
+    """{"params", "forward_flops", "training_flops"} per image of the (truncated) model at image_size px."""
+    # On the meta device: shapes only, no memory and no arithmetic (counts do not depend on values).
+    with torch.device("meta"):
+        model = build_model(arch, num_outputs, truncate_blocks)
+        forward, total = count_module_flops(model, torch.zeros(COUNT_BATCH, 3, image_size, image_size))
+    return {"params": float(count_parameters(model)), "forward_flops": forward / COUNT_BATCH,
+            "training_flops": total / COUNT_BATCH}
+
+
+def truncation_costs(arch: str, blocks: Iterable[int], image_size: int, num_outputs: int) -> dict[int, dict[str, float]]:
+    """model_costs for k = 0 and every k in `blocks`."""
+    return {k: model_costs(arch, k, image_size, num_outputs) for k in sorted({0, *blocks})}
 
 
 def count_flops(arch: str, image_size: int, device: str = "cpu") -> tuple[float, float]:

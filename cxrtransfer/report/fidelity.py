@@ -95,6 +95,6 @@ def fidelity_markdown(bootstrap: Mapping[str, Any], correlations: Mapping[str, A
         "### Truncation: two rules",
         "Largest k such that every k' ≤ k keeps its rule: non-inferior (lower CI bound of truncated − full mean AUC "
         "above −margin) or no significant drop (the paper's rule; absence of evidence, not equivalence). Gains over "
-        "k = 0 in parameters and in training FLOPs (3 × forward FLOPs at the configured image size).",
+        "k = 0 in parameters and in training FLOPs (forward + backward at the configured image size).",
         truncation_rules_table(bootstrap),
     ]) + "\n"

@@ -6,8 +6,8 @@ Per truncated architecture (its k = 0 model and the truncated ones trained, k as
 - no significant drop (the paper's rule): the largest k such that no k' <= k is significantly worse
   (difference < 0 and p < 1 - confidence). With 500 test studies this is absence of evidence, not
   equivalence; the non-inferiority rule is the one that claims "no worse than".
-For each rule the gain in parameters and in training FLOPs (3 x the forward FLOPs at the configured image
-size, cxrtransfer.models.costs) of that k over k = 0; across architectures the arithmetic and the
+For each rule the gain in parameters and in training FLOPs (forward + backward at the configured image
+size, cxrtransfer.models.flops) of that k over k = 0; across architectures the arithmetic and the
 geometric mean, the paper's 3.25x beside; and, as an observation, which choices of k per architecture
 (from the block structure, whether trained or not) give a mean parameter gain of 3.25 at two decimals.
 """
@@ -23,7 +23,7 @@ import pandas as pd
 from .comparisons import significantly_worse, truncation_reference
 from .paper import PAPER_TRUNCATION_GAIN
 
-Costs = Mapping[str, Mapping[int, Mapping[str, float]]]   # arch -> k -> {"params": ..., "forward_flops": ...}
+Costs = Mapping[str, Mapping[int, Mapping[str, float]]]   # arch -> k -> {"params": ..., "training_flops": ...}
 
 
 def non_inferior(difference: Mapping[str, Any], margin: float) -> bool:
@@ -76,7 +76,7 @@ def truncation_rules(differences: Mapping[str, Mapping[str, Any]], models: pd.Da
         for rule, keeps in rules.items():
             k = largest_k(found, keeps)
             entry[rule] = ({"k": k, "params_gain": _gain(costs[arch], k, "params"),
-                            "flops_gain": _gain(costs[arch], k, "forward_flops")} if arch in costs else
+                            "flops_gain": _gain(costs[arch], k, "training_flops")} if arch in costs else
                            {"k": k, "params_gain": params[0] / params[k], "flops_gain": None})
         by_reference[reference] = entry
     means = {rule: {key: _means([e[rule][key] for e in by_reference.values() if e[rule][key] is not None])

@@ -14,9 +14,9 @@ MODELS = pd.DataFrame([
     {"model": "d121-imagenet", "arch": "d121", "init": "imagenet", "truncate": 0, "params": 0},
     {"model": "d121-k1", "arch": "d121", "init": "imagenet", "truncate": 1, "params": 0},
 ])
-COSTS = {"r18": {0: {"params": 12.0, "forward_flops": 8.0}, 1: {"params": 3.0, "forward_flops": 4.0},
-                 2: {"params": 1.0, "forward_flops": 2.0}},
-         "d121": {0: {"params": 8.0, "forward_flops": 12.0}, 1: {"params": 4.0, "forward_flops": 10.0}}}
+COSTS = {"r18": {0: {"params": 12.0, "training_flops": 8.0}, 1: {"params": 3.0, "training_flops": 4.0},
+                 2: {"params": 1.0, "training_flops": 2.0}},
+         "d121": {0: {"params": 8.0, "training_flops": 12.0}, 1: {"params": 4.0, "training_flops": 10.0}}}
 
 
 def test_two_rules_and_their_gains():
